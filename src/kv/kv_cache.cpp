@@ -1,0 +1,89 @@
+#include "kv/kv_cache.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace yiti::kv {
+
+BlockPool::BlockPool(int n_blocks) : refs_((size_t)n_blocks, 0) {
+    free_.reserve((size_t)n_blocks);
+    for (int b = n_blocks - 1; b >= 0; --b) free_.push_back(b);
+}
+
+int BlockPool::alloc() {
+    if (free_.empty()) return -1;
+    int b = free_.back();
+    free_.pop_back();
+    refs_[b] = 1;
+    return b;
+}
+
+void BlockPool::ref(int block) {
+    YITI_ASSERT(refs_[block] > 0);
+    ++refs_[block];
+}
+
+void BlockPool::release(int block) {
+    YITI_ASSERT(refs_[block] > 0);
+    if (--refs_[block] == 0) free_.push_back(block);
+}
+
+KVCache::KVCache(const KVLayout& layout, int64_t max_tokens, Device device)
+    : layout_(layout),
+      pool_((int)((max_tokens + layout.block_size - 1) / layout.block_size)),
+      device_(device) {
+    YITI_ASSERT(layout.block_size > 0 && layout.n_layer > 0);
+    YITI_ASSERT(layout.type == DType::F16 || layout.type == DType::F32);
+    k_row_bytes_ = row_size(layout.type, layout.k_dim);
+    v_row_bytes_ = row_size(layout.type, layout.v_dim);
+    const size_t slots = (size_t)layout.n_layer * pool_.n_blocks() * layout.block_size;
+    const size_t kb = slots * k_row_bytes_, vb = slots * v_row_bytes_;
+    bytes_ = kb + vb;
+    // Zero-filled so unused slots never hold NaNs a kernel could trip over.
+    k_ = kb ? (uint8_t*)calloc(1, kb) : nullptr;
+    v_ = vb ? (uint8_t*)calloc(1, vb) : nullptr;
+    if ((kb && !k_) || (vb && !v_))
+        throw Error(strprintf("kv cache: cannot allocate %.1f MiB for %lld tokens", bytes_ / 1048576.0,
+                              (long long)max_tokens));
+}
+
+KVCache::~KVCache() {
+    free(k_);
+    free(v_);
+}
+
+size_t KVCache::bytes_per_token() const { return (size_t)layout_.n_layer * (k_row_bytes_ + v_row_bytes_); }
+
+bool KVCache::reserve(SeqKV& seq, int64_t n_tokens_total) {
+    const int64_t need = (n_tokens_total + layout_.block_size - 1) / layout_.block_size;
+    const int64_t add = need - (int64_t)seq.blocks.size();
+    if (add <= 0) return true;
+    if (add > pool_.n_free()) return false;
+    for (int64_t k = 0; k < add; ++k) seq.blocks.push_back(pool_.alloc());
+    return true;
+}
+
+void KVCache::truncate(SeqKV& seq, int64_t n_tokens) {
+    if (n_tokens < seq.n_tokens) seq.n_tokens = (int32_t)n_tokens;
+    const int64_t need = (n_tokens + layout_.block_size - 1) / layout_.block_size;
+    while ((int64_t)seq.blocks.size() > need) {
+        pool_.release(seq.blocks.back());
+        seq.blocks.pop_back();
+    }
+}
+
+void KVCache::release(SeqKV& seq) {
+    for (int32_t b : seq.blocks) pool_.release(b);
+    seq.blocks.clear();
+    seq.n_tokens = 0;
+}
+
+uint8_t* KVCache::slot(uint8_t* base, int il, const SeqKV& seq, int64_t pos, size_t row_bytes) {
+    const int64_t bi = pos / layout_.block_size;
+    YITI_ASSERT(bi < (int64_t)seq.blocks.size());
+    return base + block_offset(il, seq.blocks[bi], row_bytes) + (size_t)(pos % layout_.block_size) * row_bytes;
+}
+
+}  // namespace yiti::kv

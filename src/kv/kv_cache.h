@@ -1,0 +1,90 @@
+// Paged KV cache: fixed-size blocks of token slots, a block table per sequence.
+// Bookkeeping (BlockPool) is separate from the storage of the blocks (KVStorage), so the
+// scheduler can plan without touching device memory.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+
+namespace yiti::kv {
+
+struct KVLayout {
+    int n_layer = 0;
+    int64_t k_dim = 0;      // values per token per layer stored as "K" (all KV heads, or the MLA latent+rope)
+    int64_t v_dim = 0;      // values per token per layer stored as "V" (0 when V is read from K, as in MLA)
+    DType type = DType::F16;  // F16 in the fast mode, F32 in exact mode
+    int block_size = 32;    // token slots per block
+};
+
+// Reference-counted allocation of block ids (shared prefixes hold one block in several tables).
+class BlockPool {
+public:
+    explicit BlockPool(int n_blocks);
+    int n_blocks() const { return (int)refs_.size(); }
+    int n_free() const { return (int)free_.size(); }
+    int alloc();  // -1 when none is free
+    void ref(int block);
+    void release(int block);
+    int refcount(int block) const { return refs_[block]; }
+
+private:
+    std::vector<int> refs_;
+    std::vector<int> free_;
+};
+
+// The block table of one sequence.
+struct SeqKV {
+    std::vector<int32_t> blocks;
+    int32_t n_tokens = 0;  // positions [0, n_tokens) hold valid K/V
+};
+
+class KVCache {
+public:
+    KVCache(const KVLayout& layout, int64_t max_tokens, Device device = {});
+    KVCache(const KVCache&) = delete;
+    KVCache& operator=(const KVCache&) = delete;
+    ~KVCache();
+
+    const KVLayout& layout() const { return layout_; }
+    int block_size() const { return layout_.block_size; }
+    int64_t capacity_tokens() const { return (int64_t)pool_.n_blocks() * layout_.block_size; }
+    int64_t free_tokens() const { return (int64_t)pool_.n_free() * layout_.block_size; }
+    size_t bytes() const { return bytes_; }
+    size_t bytes_per_token() const;
+    BlockPool& pool() { return pool_; }
+
+    // Grows the table so that positions [0, n_tokens_total) have slots; false (nothing changed)
+    // when the pool cannot supply the blocks.
+    bool reserve(SeqKV& seq, int64_t n_tokens_total);
+    // Drops positions >= n_tokens (keeps whole blocks that are still needed).
+    void truncate(SeqKV& seq, int64_t n_tokens);
+    void release(SeqKV& seq);
+
+    // Row of K (or V) for layer il at a token position of a sequence.
+    uint8_t* k_row(int il, const SeqKV& seq, int64_t pos) { return slot(k_, il, seq, pos, k_row_bytes_); }
+    uint8_t* v_row(int il, const SeqKV& seq, int64_t pos) { return slot(v_, il, seq, pos, v_row_bytes_); }
+    // Start of a whole block (block_size consecutive rows) of layer il.
+    uint8_t* k_block(int il, int block) { return k_ + block_offset(il, block, k_row_bytes_); }
+    uint8_t* v_block(int il, int block) { return v_ + block_offset(il, block, v_row_bytes_); }
+    size_t k_row_bytes() const { return k_row_bytes_; }
+    size_t v_row_bytes() const { return v_row_bytes_; }
+
+private:
+    size_t block_offset(int il, int block, size_t row_bytes) const {
+        return ((size_t)il * pool_.n_blocks() + (size_t)block) * row_bytes * layout_.block_size;
+    }
+    uint8_t* slot(uint8_t* base, int il, const SeqKV& seq, int64_t pos, size_t row_bytes);
+
+    KVLayout layout_;
+    BlockPool pool_;
+    size_t k_row_bytes_ = 0, v_row_bytes_ = 0;
+    uint8_t* k_ = nullptr;
+    uint8_t* v_ = nullptr;
+    size_t bytes_ = 0;
+    Device device_;
+};
+
+}  // namespace yiti::kv

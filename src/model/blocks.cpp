@@ -1,0 +1,117 @@
+#include "model/blocks.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace yiti::model {
+
+PassInfo make_pass_info(const Batch& batch) {
+    PassInfo pi;
+    pi.n_tok = (int64_t)batch.tokens.size();
+    pi.pos.resize((size_t)pi.n_tok);
+    for (const BatchSeq& s : batch.seqs) {
+        YITI_ASSERT(s.first >= 0 && s.first + s.n <= pi.n_tok && s.n > 0);
+        const int32_t pos0 = s.kv->n_tokens;
+        for (int64_t t = 0; t < s.n; ++t) pi.pos[(size_t)(s.first + t)] = pos0 + (int32_t)t;
+        pi.attn.push_back(cpu::AttnSeq{s.kv, s.first, s.n, pos0});
+        if (s.no_logits) continue;
+        if (s.all_logits)
+            for (int64_t t = 0; t < s.n; ++t) pi.out_rows.push_back(s.first + t);
+        else pi.out_rows.push_back(s.first + s.n - 1);
+    }
+    return pi;
+}
+
+void store_kv(kv::KVCache& cache, int il, const Batch& batch, const PassInfo& pi, const float* k, const float* v) {
+    const auto& L = cache.layout();
+    for (const BatchSeq& s : batch.seqs) {
+        for (int64_t t = 0; t < s.n; ++t) {
+            const int64_t row = s.first + t;
+            const int32_t pos = pi.pos[(size_t)row];
+            cpu::store_kv_row(L.type, k + row * L.k_dim, cache.k_row(il, *s.kv, pos), L.k_dim);
+            if (v && L.v_dim) cpu::store_kv_row(L.type, v + row * L.v_dim, cache.v_row(il, *s.kv, pos), L.v_dim);
+        }
+    }
+}
+
+void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
+                int64_t n, float* out) {
+    const int64_t n_ff = gate.ne[1];
+    std::vector<float> g((size_t)(n * n_ff)), u((size_t)(n * n_ff));
+    rt.backend(gate.device).matmul(gate, x, n, g.data());
+    rt.backend(up.device).matmul(up, x, n, u.data());
+    cpu::silu_mul(g.data(), u.data(), n * n_ff);
+    rt.backend(down.device).matmul(down, g.data(), n, out);
+}
+
+ExpertChoice route_softmax_topk(const float* logits, int64_t n_tok, int n_expert, int k, bool renorm) {
+    ExpertChoice c;
+    c.k = k;
+    c.ids.resize((size_t)(n_tok * k));
+    c.weights.resize((size_t)(n_tok * k));
+    std::vector<float> p((size_t)n_expert);
+    std::vector<int> idx((size_t)n_expert);
+    for (int64_t t = 0; t < n_tok; ++t) {
+        std::copy(logits + t * n_expert, logits + (t + 1) * n_expert, p.begin());
+        cpu::softmax(p.data(), n_expert);
+        std::iota(idx.begin(), idx.end(), 0);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                          [&](int a, int b) { return p[(size_t)a] > p[(size_t)b] || (p[(size_t)a] == p[(size_t)b] && a < b); });
+        float sum = 0;
+        for (int j = 0; j < k; ++j) sum += p[(size_t)idx[(size_t)j]];
+        for (int j = 0; j < k; ++j) {
+            c.ids[(size_t)(t * k + j)] = idx[(size_t)j];
+            c.weights[(size_t)(t * k + j)] = renorm ? p[(size_t)idx[(size_t)j]] / sum : p[(size_t)idx[(size_t)j]];
+        }
+    }
+    return c;
+}
+
+void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
+             const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out) {
+    const int n_expert = (int)gate_exps.ne[2];
+    const int64_t n_ff = gate_exps.ne[1];
+    // Group (token, weight) pairs by expert.
+    std::vector<std::vector<std::pair<int64_t, float>>> by_expert((size_t)n_expert);
+    for (int64_t t = 0; t < n_tok; ++t)
+        for (int j = 0; j < choice.k; ++j) {
+            const int e = choice.ids[(size_t)(t * choice.k + j)];
+            YITI_ASSERT(e >= 0 && e < n_expert);
+            by_expert[(size_t)e].emplace_back(t, choice.weights[(size_t)(t * choice.k + j)]);
+        }
+    std::fill(out, out + n_tok * n_embd, 0.0f);
+    std::vector<float> xs, g, u, y;
+    for (int e = 0; e < n_expert; ++e) {
+        const auto& rows = by_expert[(size_t)e];
+        if (rows.empty()) continue;
+        const int64_t m = (int64_t)rows.size();
+        xs.resize((size_t)(m * n_embd));
+        for (int64_t r = 0; r < m; ++r)
+            std::copy(x + rows[(size_t)r].first * n_embd, x + (rows[(size_t)r].first + 1) * n_embd,
+                      xs.begin() + r * n_embd);
+        g.resize((size_t)(m * n_ff));
+        u.resize((size_t)(m * n_ff));
+        y.resize((size_t)(m * n_embd));
+        const Tensor ge = gate_exps.slice2(e), ue = up_exps.slice2(e), de = down_exps.slice2(e);
+        rt.backend(ge.device).matmul(ge, xs.data(), m, g.data());
+        rt.backend(ue.device).matmul(ue, xs.data(), m, u.data());
+        cpu::silu_mul(g.data(), u.data(), m * n_ff);
+        rt.backend(de.device).matmul(de, g.data(), m, y.data());
+        for (int64_t r = 0; r < m; ++r)
+            cpu::axpy_f32(rows[(size_t)r].second, y.data() + r * n_embd, out + rows[(size_t)r].first * n_embd, n_embd);
+    }
+}
+
+void output_logits(runtime::Runtime& rt, const Tensor& norm, const Tensor& output, float eps, const float* x,
+                   int64_t n_embd, const PassInfo& pi, float* logits) {
+    const int64_t n_out = (int64_t)pi.out_rows.size();
+    if (n_out == 0) return;
+    std::vector<float> xn((size_t)(n_out * n_embd));
+    for (int64_t r = 0; r < n_out; ++r)
+        cpu::rms_norm(x + pi.out_rows[(size_t)r] * n_embd, (const float*)norm.data, n_embd, eps, xn.data() + r * n_embd);
+    rt.backend(output.device).matmul(output, xn.data(), n_out, logits);
+}
+
+}  // namespace yiti::model

@@ -1,0 +1,42 @@
+// Building blocks shared by architectures: attention over the paged cache, dense and MoE FFNs.
+#pragma once
+#include <vector>
+
+#include "model/model.h"
+
+namespace yiti::model {
+
+// Per-pass scratch and the mapping from batch rows to sequences / positions.
+struct PassInfo {
+    int64_t n_tok = 0;
+    std::vector<int32_t> pos;          // [n_tok] position of each token in its sequence
+    std::vector<cpu::AttnSeq> attn;    // one per sequence
+    std::vector<int64_t> out_rows;     // batch rows whose logits are returned, in order
+};
+PassInfo make_pass_info(const Batch& batch);
+
+// Writes rows [n_tok][dim] of K (and V) for layer il into the cache at each token's position.
+void store_kv(kv::KVCache& cache, int il, const Batch& batch, const PassInfo& pi, const float* k, const float* v);
+
+// SwiGLU FFN: out = down(silu(gate(x)) * up(x)); x: [n][n_embd].
+void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
+                int64_t n, float* out);
+
+// Routed experts: each token's chosen experts and weights are given; tokens are grouped by expert
+// so each expert's weights are read once per pass. out is overwritten.
+struct ExpertChoice {
+    std::vector<int32_t> ids;      // [n_tok][k]
+    std::vector<float> weights;    // [n_tok][k]
+    int k = 0;
+};
+void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
+             const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out);
+
+// Router for softmax-gated models (Mixtral): softmax over all experts, top-k, optional renormalize.
+ExpertChoice route_softmax_topk(const float* logits, int64_t n_tok, int n_expert, int k, bool renorm);
+
+// Final norm and output projection for the rows that want logits.
+void output_logits(runtime::Runtime& rt, const Tensor& norm, const Tensor& output, float eps, const float* x,
+                   int64_t n_embd, const PassInfo& pi, float* logits);
+
+}  // namespace yiti::model

@@ -1,0 +1,140 @@
+// The llama architecture (and its Mixtral-style MoE form) and qwen2, which differs by Q/K/V
+// biases and NEOX-style rope.
+#include <cmath>
+
+#include "core/error.h"
+#include "model/blocks.h"
+#include "model/model.h"
+
+namespace yiti::model {
+
+namespace {
+
+struct LlamaLayer {
+    Tensor attn_norm;      // [n_embd]
+    Tensor wq;             // [n_embd, n_head * head_dim]
+    Tensor wk;             // [n_embd, n_head_kv * head_dim]
+    Tensor wv;             // [n_embd, n_head_kv * head_dim_v]
+    Tensor wo;             // [n_head * head_dim_v, n_embd]
+    Tensor bq, bk, bv;     // qwen2: [n_head * head_dim], [n_head_kv * head_dim] x2
+    Tensor ffn_norm;       // [n_embd]
+    Tensor ffn_gate;       // [n_embd, n_ff]
+    Tensor ffn_up;         // [n_embd, n_ff]
+    Tensor ffn_down;       // [n_ff, n_embd]
+    Tensor ffn_gate_inp;   // [n_embd, n_expert]
+    Tensor ffn_gate_exps;  // [n_embd, n_ff_exp, n_expert]
+    Tensor ffn_up_exps;    // [n_embd, n_ff_exp, n_expert]
+    Tensor ffn_down_exps;  // [n_ff_exp, n_embd, n_expert]
+};
+
+class LlamaModel final : public Model {
+public:
+    explicit LlamaModel(std::shared_ptr<gguf::File> f) : Model(std::move(f)) {
+        read_common_hparams();
+        const bool qwen2 = hp_.arch == "qwen2";
+        hp_.rope.style = qwen2 ? cpu::RopeStyle::Neox : cpu::RopeStyle::Normal;
+        if (hp_.n_expert > 0) {
+            hp_.expert_gating = ExpertGating::Softmax;
+            hp_.expert_weights_norm = true;  // Mixtral renormalizes over the chosen experts
+        }
+        const int64_t E = hp_.n_embd, Dk = hp_.head_dim_k, Dv = hp_.head_dim_v;
+        const int64_t V = hp_.n_vocab;
+        tok_embd_ = tensor("token_embd.weight", {E, V});
+        output_norm_ = tensor_f32("output_norm.weight", E);
+        output_ = tensor("output.weight", {E, V}, false);
+        if (!output_.valid()) output_ = tok_embd_;  // tied embeddings
+        layers_.resize((size_t)hp_.n_layer);
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            LlamaLayer& L = layers_[(size_t)il];
+            const std::string p = "blk." + std::to_string(il) + ".";
+            L.attn_norm = tensor_f32(p + "attn_norm.weight", E);
+            L.wq = tensor(p + "attn_q.weight", {E, hp_.n_head * Dk});
+            L.wk = tensor(p + "attn_k.weight", {E, hp_.n_head_kv * Dk});
+            L.wv = tensor(p + "attn_v.weight", {E, hp_.n_head_kv * Dv});
+            L.wo = tensor(p + "attn_output.weight", {hp_.n_head * Dv, E});
+            L.bq = tensor_f32(p + "attn_q.bias", hp_.n_head * Dk, qwen2);
+            L.bk = tensor_f32(p + "attn_k.bias", hp_.n_head_kv * Dk, qwen2);
+            L.bv = tensor_f32(p + "attn_v.bias", hp_.n_head_kv * Dv, qwen2);
+            L.ffn_norm = tensor_f32(p + "ffn_norm.weight", E);
+            if (hp_.n_expert > 0 && file_->find_tensor(p + "ffn_gate_inp.weight")) {
+                const gguf::TensorInfo* ge = file_->find_tensor(p + "ffn_gate_exps.weight");
+                const int64_t F = ge ? ge->ne[1] : hp_.n_ff;
+                hp_.n_ff_exp = F;
+                L.ffn_gate_inp = tensor(p + "ffn_gate_inp.weight", {E, hp_.n_expert});
+                L.ffn_gate_exps = tensor(p + "ffn_gate_exps.weight", {E, F, hp_.n_expert});
+                L.ffn_up_exps = tensor(p + "ffn_up_exps.weight", {E, F, hp_.n_expert});
+                L.ffn_down_exps = tensor(p + "ffn_down_exps.weight", {F, E, hp_.n_expert});
+            } else {
+                if (hp_.n_ff <= 0)
+                    throw Error(strprintf("model: %s: metadata '%s' is missing", file_->path().c_str(),
+                                          key("feed_forward_length").c_str()));
+                L.ffn_gate = tensor(p + "ffn_gate.weight", {E, hp_.n_ff});
+                L.ffn_up = tensor(p + "ffn_up.weight", {E, hp_.n_ff});
+                L.ffn_down = tensor(p + "ffn_down.weight", {hp_.n_ff, E});
+            }
+        }
+    }
+
+    void forward(runtime::Runtime& rt, kv::KVCache& cache, const Batch& batch, float* logits) override {
+        const PassInfo pi = make_pass_info(batch);
+        const int64_t T = pi.n_tok, E = hp_.n_embd;
+        const int64_t q_dim = hp_.n_head * hp_.head_dim_k, k_dim = hp_.n_head_kv * hp_.head_dim_k,
+                      v_dim = hp_.n_head_kv * hp_.head_dim_v, o_dim = hp_.n_head * hp_.head_dim_v;
+        std::vector<float> x((size_t)(T * E)), cur((size_t)(T * E)), q((size_t)(T * q_dim)), k((size_t)(T * k_dim)),
+            v((size_t)(T * v_dim)), attn((size_t)(T * o_dim)), tmp((size_t)(T * E));
+        cpu::get_rows(tok_embd_, batch.tokens.data(), T, x.data());
+
+        cpu::AttnParams ap;
+        ap.n_head = hp_.n_head;
+        ap.n_head_kv = hp_.n_head_kv;
+        ap.head_dim_k = hp_.head_dim_k;
+        ap.head_dim_v = hp_.head_dim_v;
+        ap.scale = 1.0f / std::sqrt((float)hp_.head_dim_k);
+
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            const LlamaLayer& L = layers_[(size_t)il];
+            runtime::Backend& be = rt.backend(L.wq.device);
+            for (int64_t t = 0; t < T; ++t)
+                cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.attn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            be.matmul(L.wq, cur.data(), T, q.data());
+            be.matmul(L.wk, cur.data(), T, k.data());
+            be.matmul(L.wv, cur.data(), T, v.data());
+            if (L.bq.valid()) cpu::add_bias(q.data(), (const float*)L.bq.data, T, q_dim);
+            if (L.bk.valid()) cpu::add_bias(k.data(), (const float*)L.bk.data, T, k_dim);
+            if (L.bv.valid()) cpu::add_bias(v.data(), (const float*)L.bv.data, T, v_dim);
+            cpu::rope(hp_.rope, q.data(), T, hp_.n_head, hp_.head_dim_k, pi.pos.data());
+            cpu::rope(hp_.rope, k.data(), T, hp_.n_head_kv, hp_.head_dim_k, pi.pos.data());
+            store_kv(cache, il, batch, pi, k.data(), v.data());
+            be.attention(ap, cache, il, pi.attn, q.data(), attn.data());
+            be.matmul(L.wo, attn.data(), T, tmp.data());
+            for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+
+            for (int64_t t = 0; t < T; ++t)
+                cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.ffn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            if (L.ffn_gate_inp.valid()) {
+                std::vector<float> router((size_t)(T * hp_.n_expert));
+                rt.backend(L.ffn_gate_inp.device).matmul(L.ffn_gate_inp, cur.data(), T, router.data());
+                ExpertChoice ch = route_softmax_topk(router.data(), T, hp_.n_expert, hp_.n_expert_used,
+                                                     hp_.expert_weights_norm);
+                moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data());
+            } else {
+                ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data());
+            }
+            for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+        }
+        for (const BatchSeq& s : batch.seqs) s.kv->n_tokens += (int32_t)s.n;
+        output_logits(rt, output_norm_, output_, hp_.rms_eps, x.data(), E, pi, logits);
+    }
+
+private:
+    Tensor tok_embd_;     // [n_embd, n_vocab]
+    Tensor output_norm_;  // [n_embd]
+    Tensor output_;       // [n_embd, n_vocab] (tok_embd_ when tied)
+    std::vector<LlamaLayer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_llama(std::shared_ptr<gguf::File> f) { return std::make_unique<LlamaModel>(std::move(f)); }
+
+}  // namespace yiti::model

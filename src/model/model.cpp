@@ -1,0 +1,176 @@
+#include "model/model.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace yiti::model {
+
+namespace {
+struct ArchEntry {
+    const char* name;
+    std::unique_ptr<Model> (*make)(std::shared_ptr<gguf::File>);
+};
+const ArchEntry k_archs[] = {
+    {"llama", make_llama},
+    {"qwen2", make_llama},
+};
+}  // namespace
+
+std::vector<std::string> supported_architectures() {
+    std::vector<std::string> v;
+    for (auto& a : k_archs) v.push_back(a.name);
+    return v;
+}
+
+int64_t Batch::n_outputs() const {
+    int64_t n = 0;
+    for (auto& s : seqs) n += s.no_logits ? 0 : (s.all_logits ? s.n : 1);
+    return n;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+    std::shared_ptr<gguf::File> f = gguf::File::open(path);
+    auto arch = f->get_str("general.architecture");
+    if (!arch) throw Error(strprintf("model: %s: metadata 'general.architecture' is missing", path.c_str()));
+    for (auto& a : k_archs)
+        if (*arch == a.name) return a.make(f);
+    std::string list;
+    for (auto& a : k_archs) list += std::string(list.empty() ? "" : ", ") + a.name;
+    throw Error(strprintf("model: %s: architecture '%s' is not supported (supported: %s)", path.c_str(),
+                          arch->c_str(), list.c_str()));
+}
+
+Tensor Model::tensor(const std::string& name, std::vector<int64_t> shape, bool required) const {
+    const gguf::TensorInfo* ti = file_->find_tensor(name);
+    if (!ti) {
+        if (required)
+            throw Error(strprintf("model: %s: required tensor '%s' is missing", file_->path().c_str(), name.c_str()));
+        return Tensor{};
+    }
+    bool ok = (int)shape.size() >= ti->n_dims;
+    for (size_t d = 0; ok && d < 4; ++d) ok = ti->ne[d] == (d < shape.size() ? shape[d] : 1);
+    if (!ok) {
+        std::string want = "[";
+        for (size_t d = 0; d < shape.size(); ++d) want += (d ? ", " : "") + std::to_string(shape[d]);
+        want += "]";
+        throw Error(strprintf("model: %s: tensor '%s' has shape %s, expected %s", file_->path().c_str(), name.c_str(),
+                              ti->shape_string().c_str(), want.c_str()));
+    }
+    const auto& info = dtype_info(ti->type);
+    if (!info.supported)
+        throw Error(strprintf("model: %s: tensor '%s' has type %s, which is not supported yet", file_->path().c_str(),
+                              name.c_str(), info.name));
+    Tensor t = make_tensor_view(name, ti->type, ti->ne, (int)shape.size(), ti->data);
+    return t;
+}
+
+Tensor Model::tensor_f32(const std::string& name, int64_t n, bool required) const {
+    Tensor t = tensor(name, {n}, required);
+    if (t.valid() && t.type != DType::F32)
+        throw Error(strprintf("model: %s: tensor '%s' has type %s, expected f32", file_->path().c_str(), name.c_str(),
+                              dtype_name(t.type)));
+    return t;
+}
+
+int64_t Model::need_int(const std::string& k) const {
+    auto v = file_->get_int(k);
+    if (!v) throw Error(strprintf("model: %s: metadata '%s' is missing", file_->path().c_str(), k.c_str()));
+    return *v;
+}
+
+void Model::read_common_hparams() {
+    const std::string& path = file_->path();
+    hp_.arch = *file_->get_str("general.architecture");
+    hp_.name = file_->get_str("general.name").value_or("");
+    hp_.n_embd = need_int(key("embedding_length"));
+    hp_.n_layer = (int)need_int(key("block_count"));
+    hp_.n_head = (int)need_int(key("attention.head_count"));
+    hp_.n_head_kv = (int)file_->get_int(key("attention.head_count_kv")).value_or(hp_.n_head);
+    hp_.n_ff = file_->get_int(key("feed_forward_length")).value_or(0);
+    hp_.n_ctx_train = file_->get_int(key("context_length")).value_or(2048);
+    hp_.rms_eps = (float)file_->get_float(key("attention.layer_norm_rms_epsilon")).value_or(1e-5);
+    auto bad = [&](const char* what, long long v) {
+        throw Error(strprintf("model: %s: %s = %lld is invalid", path.c_str(), what, v));
+    };
+    if (hp_.n_embd <= 0 || hp_.n_embd > (1 << 20)) bad("embedding_length", hp_.n_embd);
+    if (hp_.n_layer <= 0 || hp_.n_layer > 4096) bad("block_count", hp_.n_layer);
+    if (hp_.n_head <= 0 || hp_.n_head > 4096) bad("attention.head_count", hp_.n_head);
+    if (hp_.n_head_kv <= 0 || hp_.n_head % hp_.n_head_kv != 0) bad("attention.head_count_kv", hp_.n_head_kv);
+    if (hp_.n_ctx_train <= 0) bad("context_length", hp_.n_ctx_train);
+    hp_.head_dim_k = file_->get_int(key("attention.key_length")).value_or(hp_.n_embd / hp_.n_head);
+    hp_.head_dim_v = file_->get_int(key("attention.value_length")).value_or(hp_.n_embd / hp_.n_head);
+    if (hp_.head_dim_k <= 0 || hp_.head_dim_k > 4096) bad("attention.key_length", hp_.head_dim_k);
+    if (hp_.head_dim_v <= 0 || hp_.head_dim_v > 4096) bad("attention.value_length", hp_.head_dim_v);
+
+    hp_.rope.n_rot = (int)file_->get_int(key("rope.dimension_count")).value_or(hp_.head_dim_k);
+    if (hp_.rope.n_rot < 0 || hp_.rope.n_rot % 2 || hp_.rope.n_rot > hp_.head_dim_k)
+        bad("rope.dimension_count", hp_.rope.n_rot);
+    hp_.rope.freq_base = (float)file_->get_float(key("rope.freq_base")).value_or(10000.0);
+    if (!(hp_.rope.freq_base > 0)) bad("rope.freq_base", (long long)hp_.rope.freq_base);
+    auto scaling = file_->get_str(key("rope.scaling.type")).value_or("none");
+    double factor = file_->get_float(key("rope.scaling.factor")).value_or(0.0);
+    if (auto lin = file_->get_float(key("rope.scale_linear"))) factor = *lin, scaling = "linear";
+    if (scaling == "linear" || scaling == "yarn") {
+        if (!(factor > 0)) throw Error(strprintf("model: %s: rope scaling factor %g is invalid", path.c_str(), factor));
+        hp_.rope.freq_scale = (float)(1.0 / factor);
+    } else if (scaling != "none") {
+        throw Error(strprintf("model: %s: rope scaling type '%s' is not supported", path.c_str(), scaling.c_str()));
+    }
+    hp_.rope.n_ctx_orig =
+        (int)file_->get_int(key("rope.scaling.original_context_length")).value_or(hp_.n_ctx_train);
+    if (scaling == "yarn") hp_.rope.ext_factor = 1.0f;
+
+    hp_.n_expert = (int)file_->get_int(key("expert_count")).value_or(0);
+    hp_.n_expert_used = (int)file_->get_int(key("expert_used_count")).value_or(0);
+    if (hp_.n_expert < 0 || hp_.n_expert > 4096) bad("expert_count", hp_.n_expert);
+    if (hp_.n_expert > 0 && (hp_.n_expert_used <= 0 || hp_.n_expert_used > hp_.n_expert))
+        bad("expert_used_count", hp_.n_expert_used);
+
+    const gguf::TensorInfo* emb = file_->find_tensor("token_embd.weight");
+    if (!emb)
+        throw Error(strprintf("model: %s: required tensor 'token_embd.weight' is missing", path.c_str()));
+    hp_.n_vocab = emb->ne[1];
+    if (auto toks = file_->get_array("tokenizer.ggml.tokens", gguf::ValueType::STRING)) {
+        if ((int64_t)toks->array_len != hp_.n_vocab)
+            throw Error(strprintf("model: %s: tokenizer has %llu tokens but token_embd.weight has %lld rows",
+                                  path.c_str(), (unsigned long long)toks->array_len, (long long)hp_.n_vocab));
+    }
+}
+
+kv::KVLayout Model::kv_layout(DType kv_type) const {
+    kv::KVLayout l;
+    l.n_layer = hp_.n_layer;
+    l.k_dim = (int64_t)hp_.n_head_kv * hp_.head_dim_k;
+    l.v_dim = (int64_t)hp_.n_head_kv * hp_.head_dim_v;
+    l.type = kv_type;
+    return l;
+}
+
+ModelStats Model::stats() const {
+    ModelStats s;
+    for (auto& t : file_->tensors()) {
+        s.weight_bytes += t.size;
+        s.n_params += t.n_elements();
+        // Stacked routed experts are read only for the experts a token uses.
+        const bool routed = t.name.find("_exps.") != std::string::npos && t.n_dims == 3 && hp_.n_expert > 0;
+        if (t.name == "token_embd.weight") {
+            s.active_bytes_per_token += t.size / (size_t)t.ne[1];  // one row is read
+            s.n_active_params += t.ne[0];
+            continue;
+        }
+        if (routed) {
+            s.active_bytes_per_token += t.size / (size_t)hp_.n_expert * (size_t)hp_.n_expert_used;
+            s.n_active_params += t.n_elements() / hp_.n_expert * hp_.n_expert_used;
+        } else {
+            s.active_bytes_per_token += t.size;
+            s.n_active_params += t.n_elements();
+        }
+    }
+    // Tied output embeddings: the whole embedding matrix is read for the logits.
+    if (!file_->find_tensor("output.weight"))
+        if (auto* e = file_->find_tensor("token_embd.weight")) s.active_bytes_per_token += e->size;
+    return s;
+}
+
+}  // namespace yiti::model

@@ -1,0 +1,111 @@
+// Models: hyperparameters from GGUF metadata, weights bound to tensors, one forward pass per batch.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "cpu/ops.h"
+#include "gguf/gguf.h"
+#include "kv/kv_cache.h"
+#include "runtime/backend.h"
+
+namespace yiti::model {
+
+enum class ExpertGating { Softmax = 1, Sigmoid = 2 };
+
+struct HParams {
+    std::string arch;
+    std::string name;
+    int64_t n_vocab = 0;
+    int64_t n_ctx_train = 0;
+    int64_t n_embd = 0;
+    int n_layer = 0;
+    int n_head = 0;
+    int n_head_kv = 0;
+    int64_t head_dim_k = 0;  // per head: q and k
+    int64_t head_dim_v = 0;  // per head: v
+    int64_t n_ff = 0;
+    float rms_eps = 1e-5f;
+    cpu::RopeParams rope;
+    // Mixture of experts
+    int n_expert = 0;
+    int n_expert_used = 0;
+    int n_expert_shared = 0;
+    int64_t n_ff_exp = 0;
+    int n_layer_dense_lead = 0;
+    ExpertGating expert_gating = ExpertGating::Softmax;
+    bool expert_weights_norm = false;
+    float expert_weights_scale = 1.0f;
+    int n_expert_groups = 0;
+    int n_expert_groups_used = 0;
+    // Multi-head latent attention (deepseek2)
+    int64_t q_lora_rank = 0;
+    int64_t kv_lora_rank = 0;
+    float attn_scale = 0;  // 0: 1/sqrt(head_dim_k)
+};
+
+// One step's work: the tokens of several sequences, each continuing its own KV cache.
+struct BatchSeq {
+    kv::SeqKV* kv = nullptr;
+    int64_t first = 0;         // index of its first token in Batch::tokens
+    int64_t n = 0;             // number of tokens
+    bool all_logits = false;   // logits for every token, or only for the last
+    bool no_logits = false;    // a prompt chunk that needs no logits at all
+};
+struct Batch {
+    std::vector<int32_t> tokens;
+    std::vector<BatchSeq> seqs;
+    // Rows of logits the forward pass returns, in sequence order.
+    int64_t n_outputs() const;
+};
+
+struct ModelStats {
+    size_t weight_bytes = 0;          // all tensors
+    size_t active_bytes_per_token = 0;  // weights read to generate one token (routed experts: only those used)
+    int64_t n_params = 0;
+    int64_t n_active_params = 0;
+};
+
+class Model {
+public:
+    virtual ~Model() = default;
+
+    // Opens, validates and binds a model; throws Error naming the problem.
+    static std::unique_ptr<Model> load(const std::string& path);
+
+    const HParams& hparams() const { return hp_; }
+    const gguf::File& file() const { return *file_; }
+    std::shared_ptr<const gguf::File> file_ptr() const { return file_; }
+    virtual ModelStats stats() const;
+
+    // What one token occupies in the cache, per layer.
+    virtual kv::KVLayout kv_layout(DType kv_type) const;
+
+    // Runs the batch: appends each sequence's tokens to its cache (the caller has reserved the
+    // slots) and writes n_outputs() rows of n_vocab logits.
+    virtual void forward(runtime::Runtime& rt, kv::KVCache& cache, const Batch& batch, float* logits) = 0;
+
+protected:
+    explicit Model(std::shared_ptr<gguf::File> file) : file_(std::move(file)) {}
+
+    // Tensor binding with shape checks; a missing required tensor or a wrong shape is an Error
+    // naming the tensor, the expected and the actual shape.
+    Tensor tensor(const std::string& name, std::vector<int64_t> shape, bool required = true) const;
+    // A 1-D F32 tensor of n values (norm weights, biases).
+    Tensor tensor_f32(const std::string& name, int64_t n, bool required = true) const;
+    std::string key(const std::string& suffix) const { return hp_.arch + "." + suffix; }
+    int64_t need_int(const std::string& k) const;
+    void read_common_hparams();
+
+    std::shared_ptr<gguf::File> file_;
+    HParams hp_;
+};
+
+// Architectures (the table in model.cpp maps GGUF names to these).
+std::vector<std::string> supported_architectures();
+std::unique_ptr<Model> make_llama(std::shared_ptr<gguf::File> f);  // llama, qwen2 (model/llama.cpp)
+
+}  // namespace yiti::model
