@@ -1,0 +1,126 @@
+// Every model in ../shared/models against the golden logits of an independent engine, with the
+// thresholds of ../shared/README.md.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+
+#include "../common/golden.h"
+#include "engine/session.h"
+#include "model/model.h"
+
+namespace {
+
+using namespace yiti;
+
+const std::string k_shared = YITI_SHARED_DIR;
+
+struct Case {
+    std::string model;
+    bool moe;
+};
+
+// The README's thresholds.
+constexpr double k_dense_min_cos = 0.999, k_dense_max_rms = 0.05;
+constexpr double k_exact_min_cos = 0.9999, k_exact_max_rms = 0.01;
+constexpr double k_moe_fast_median_cos = 0.995;
+
+std::shared_ptr<model::Model> load_model(const std::string& name) {
+    static std::map<std::string, std::shared_ptr<model::Model>> cache;
+    auto& m = cache[name];
+    if (!m) m = model::Model::load(k_shared + "/models/" + name + ".gguf");
+    return m;
+}
+
+struct Param {
+    Case c;
+    std::string prompt;
+    bool exact;
+};
+
+std::string param_name(const testing::TestParamInfo<Param>& info) {
+    std::string s = info.param.c.model + "_" + info.param.prompt + (info.param.exact ? "_exact" : "_fast");
+    for (char& ch : s)
+        if (!isalnum((unsigned char)ch)) ch = '_';
+    return s;
+}
+
+class Golden : public testing::TestWithParam<Param> {};
+
+TEST_P(Golden, Logits) {
+    const Param& p = GetParam();
+    const auto g = test::load_golden(k_shared + "/golden", p.c.model, p.prompt);
+    auto m = load_model(p.c.model);
+    ASSERT_EQ(m->hparams().n_vocab, g.n_vocab);
+    engine::SessionOptions so;
+    so.exact = p.exact;
+    so.n_threads = 2;
+    so.n_batch = 32;  // several forward passes over the cache for the 81-token prompt
+    engine::Session s(m, so);
+    const std::vector<float> ours = s.eval(g.tokens, true);
+    const int64_t V = g.n_vocab, n = (int64_t)g.tokens.size();
+    std::vector<double> cos;
+    for (int64_t t = 0; t < n; ++t) {
+        auto r = test::compare_row(ours.data() + t * V, g.logits.data() + t * V, V);
+        cos.push_back(r.cosine);
+        if (p.exact) {
+            EXPECT_GE(r.cosine, k_exact_min_cos) << "position " << t;
+            EXPECT_LE(r.rms_ratio, k_exact_max_rms) << "position " << t;
+        } else if (!p.c.moe) {
+            EXPECT_GE(r.cosine, k_dense_min_cos) << "position " << t;
+            EXPECT_LE(r.rms_ratio, k_dense_max_rms) << "position " << t;
+        }
+    }
+    std::sort(cos.begin(), cos.end());
+    const double median = cos.size() % 2 ? cos[cos.size() / 2] : 0.5 * (cos[cos.size() / 2 - 1] + cos[cos.size() / 2]);
+    if (!p.exact && p.c.moe) EXPECT_GE(median, k_moe_fast_median_cos);
+    RecordProperty("min_cosine", std::to_string(cos.front()));
+}
+
+std::vector<Param> all_params() {
+    const std::vector<Case> cases = {
+        {"stories260K", false},          {"stories260K-f16", false},     {"stories260K-moe4x2", true},
+        {"synth-llama-F16", false},      {"synth-llama-BF16", false},    {"synth-llama-Q8_0", false},
+        {"synth-llama-Q4_0", false},     {"synth-llama-Q4_1", false},    {"synth-llama-Q5_0", false},
+        {"synth-llama-Q5_1", false},     {"synth-llama-Q4_K_M", false},  {"synth-llama-Q5_K_M", false},
+        {"synth-llama-Q6_K", false},     {"synth-llama-Q3_K_M", false},  {"synth-llama-Q2_K", false},
+        {"synth-llama-IQ4_NL", false},   {"synth-llama-IQ4_XS", false},  {"synth-qwen2-Q8_0", false},
+        {"synth-qwen2-Q4_K_M", false},
+    };
+    std::vector<Param> v;
+    for (auto& c : cases)
+        for (const char* pr : {"p1", "p2"})
+            for (bool exact : {false, true}) v.push_back({c, pr, exact});
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Golden, testing::ValuesIn(all_params()), param_name);
+
+// The real stories260K model must continue the prompt with exactly the golden greedy tokens.
+class GoldenGreedy : public testing::TestWithParam<std::tuple<std::string, bool>> {};
+
+TEST_P(GoldenGreedy, Tokens) {
+    const auto& [name, exact] = GetParam();
+    for (const char* pr : {"p1", "p2"}) {
+        const auto g = test::load_golden(k_shared + "/golden", name, pr);
+        engine::SessionOptions so;
+        so.exact = exact;
+        so.n_threads = 2;
+        engine::Session s(load_model(name), so);
+        std::vector<float> logits = s.eval(g.tokens);
+        std::vector<int32_t> out;
+        for (size_t i = 0; i < g.greedy.size(); ++i) {
+            int32_t best = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+            out.push_back(best);
+            if (i + 1 < g.greedy.size()) logits = s.eval({best});
+        }
+        EXPECT_EQ(out, g.greedy) << name << " " << pr;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Stories, GoldenGreedy,
+                         testing::Combine(testing::Values("stories260K", "stories260K-f16", "stories260K-moe4x2"),
+                                          testing::Bool()));
+
+}  // namespace

@@ -1,0 +1,93 @@
+// yiti info: architecture, hyperparameters, tensor types and sizes, memory needed.
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+
+#include "args.h"
+#include "commands.h"
+#include "core/error.h"
+#include "model/model.h"
+
+namespace yiti::cli {
+
+static std::string human(double bytes) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+    return strprintf(u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
+}
+
+int cmd_info(int argc, char** argv) {
+    std::string path;
+    bool tensors = false, metadata = false;
+    int64_t n_ctx = 0;
+    Args a("info", "-m MODEL [--tensors] [--metadata] [-c N]");
+    a.str("-m,--model", &path, "GGUF model file", "FILE");
+    a.flag("--tensors", &tensors, "list every tensor");
+    a.flag("--metadata", &metadata, "list every metadata key");
+    a.integer("-c,--ctx-size", &n_ctx, "context size for the memory estimate (default: min(training context, 4096))", 1,
+              1 << 24);
+    a.examples("  yiti info -m model.gguf\n  yiti info -m model.gguf --tensors\n");
+    if (!a.parse(argc, argv)) return a.exit_code();
+    if (path.empty()) throw Error("missing -m MODEL");
+
+    auto m = model::Model::load(path);
+    const auto& hp = m->hparams();
+    const auto& f = m->file();
+    const auto st = m->stats();
+    printf("file          %s (GGUF v%u, %s)\n", path.c_str(), f.version(), human((double)f.file_size()).c_str());
+    printf("name          %s\n", hp.name.c_str());
+    printf("architecture  %s\n", hp.arch.c_str());
+    printf("parameters    %.3f M (active per token %.3f M)\n", st.n_params / 1e6, st.n_active_params / 1e6);
+    printf("vocabulary    %" PRId64 "\n", hp.n_vocab);
+    printf("context       %" PRId64 " (training)\n", hp.n_ctx_train);
+    printf("layers        %d\n", hp.n_layer);
+    printf("embedding     %" PRId64 "\n", hp.n_embd);
+    printf("heads         %d (kv heads %d), head dim k %" PRId64 " v %" PRId64 "\n", hp.n_head, hp.n_head_kv,
+           hp.head_dim_k, hp.head_dim_v);
+    if (hp.n_ff) printf("feed-forward  %" PRId64 "\n", hp.n_ff);
+    printf("rope          %s, %d dims, base %g, freq scale %g%s\n",
+           hp.rope.style == cpu::RopeStyle::Neox ? "neox" : "normal", hp.rope.n_rot, hp.rope.freq_base,
+           hp.rope.freq_scale, hp.rope.ext_factor != 0 ? " (YaRN)" : "");
+    if (hp.n_expert)
+        printf("experts       %d, %d used per token, %d shared, expert ff %" PRId64 ", %s gating\n", hp.n_expert,
+               hp.n_expert_used, hp.n_expert_shared, hp.n_ff_exp,
+               hp.expert_gating == model::ExpertGating::Sigmoid ? "sigmoid" : "softmax");
+    if (hp.kv_lora_rank)
+        printf("MLA           q_lora_rank %" PRId64 ", kv_lora_rank %" PRId64 "\n", hp.q_lora_rank, hp.kv_lora_rank);
+
+    std::map<std::string, std::pair<int, size_t>> by_type;
+    for (auto& t : f.tensors()) {
+        auto& e = by_type[dtype_name(t.type)];
+        e.first++;
+        e.second += t.size;
+    }
+    printf("tensor types ");
+    for (auto& [name, e] : by_type) printf(" %s: %d (%s);", name.c_str(), e.first, human((double)e.second).c_str());
+    printf("\n");
+
+    const int64_t ctx = n_ctx > 0 ? n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
+    const auto l16 = m->kv_layout(DType::F16);
+    const size_t kv_tok = (size_t)l16.n_layer * (row_size(DType::F16, l16.k_dim) + row_size(DType::F16, l16.v_dim));
+    printf("kv cache      %" PRId64 " + %" PRId64 " values per token per layer; %s per token (f16); %s for %" PRId64
+           " tokens\n",
+           l16.k_dim, l16.v_dim, human((double)kv_tok).c_str(), human((double)kv_tok * ctx).c_str(), ctx);
+    printf("weights       %s; read per generated token: %s\n", human((double)st.weight_bytes).c_str(),
+           human((double)st.active_bytes_per_token).c_str());
+    printf("memory needed %s (weights + kv cache for %" PRId64 " tokens)\n",
+           human((double)st.weight_bytes + (double)kv_tok * ctx).c_str(), ctx);
+
+    if (metadata) {
+        printf("\nmetadata:\n");
+        for (auto& [k, v] : f.kvs()) printf("  %-48s %s\n", k.c_str(), v.to_string().c_str());
+    }
+    if (tensors) {
+        printf("\ntensors:\n");
+        for (auto& t : f.tensors())
+            printf("  %-40s %-8s %-24s %s\n", t.name.c_str(), dtype_name(t.type), t.shape_string().c_str(),
+                   human((double)t.size).c_str());
+    }
+    return 0;
+}
+
+}  // namespace yiti::cli

@@ -1,0 +1,8 @@
+#pragma once
+
+namespace yiti::cli {
+// Each takes the arguments after the command name and returns the process exit code.
+int cmd_run(int argc, char** argv);
+int cmd_logits(int argc, char** argv);
+int cmd_info(int argc, char** argv);
+}  // namespace yiti::cli
