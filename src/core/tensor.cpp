@@ -23,6 +23,15 @@ Tensor Tensor::slice2(int64_t i2) const {
     return t;
 }
 
+Tensor Tensor::rows(int64_t r0, int64_t n) const {
+    YITI_ASSERT(ne[2] == 1 && ne[3] == 1 && r0 >= 0 && n > 0 && r0 + n <= ne[1]);
+    Tensor t = *this;
+    t.ne[1] = n;
+    t.data = (const uint8_t*)data + (size_t)r0 * nb[1];
+    t.nb[2] = t.nb[3] = t.nb[1] * (size_t)n;
+    return t;
+}
+
 std::string Tensor::shape_string() const {
     std::string s = "[";
     for (int d = 0; d < n_dims; ++d) s += (d ? ", " : "") + std::to_string(ne[d]);

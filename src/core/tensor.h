@@ -39,6 +39,8 @@ struct Tensor {
     }
     // The 2-D matrix i2 of a 3-D tensor (one expert of a stacked expert tensor).
     Tensor slice2(int64_t i2) const;
+    // Rows [r0, r0 + n) of a 2-D tensor.
+    Tensor rows(int64_t r0, int64_t n) const;
     std::string shape_string() const;
 };
 

@@ -148,7 +148,11 @@ void attention(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il
     const size_t elem = dtype_info(kv_type).type_size;
     const int64_t q_row = (int64_t)p.n_head * p.head_dim_k;
     const int64_t o_row = (int64_t)p.n_head * p.head_dim_v;
-    const size_t k_row_bytes = cache.k_row_bytes(), v_row_bytes = cache.v_row_bytes();
+    const size_t k_row_bytes = cache.k_row_bytes();
+    // A cache without V rows (multi-head latent attention) reads V as the first head_dim_v values of K.
+    const bool v_in_k = cache.layout().v_dim == 0;
+    YITI_ASSERT(!v_in_k || (p.n_head_kv == 1 && p.head_dim_v <= p.head_dim_k));
+    const size_t v_row_bytes = v_in_k ? k_row_bytes : cache.v_row_bytes();
 
     // Work items: (sequence token, kv head); each handles the n_rep query heads of its group
     // with an online softmax over the cache blocks.
@@ -196,7 +200,8 @@ void attention(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il
                     }
                     m[r] = new_m;
                 }
-                const uint8_t* vb = cache.v_block(il, blk) + (size_t)hkv * p.head_dim_v * elem;
+                const uint8_t* vb =
+                    v_in_k ? cache.k_block(il, blk) : cache.v_block(il, blk) + (size_t)hkv * p.head_dim_v * elem;
                 for (int j = 0; j < nb; ++j)
                     conv->to_float(vb + j * v_row_bytes, vbuf.data() + j * p.head_dim_v, p.head_dim_v);
                 for (int r = 0; r < n_rep; ++r) {

@@ -62,7 +62,8 @@ struct AttnSeq {
     int32_t pos0 = 0;
 };
 
-// Standard (multi-/grouped-query) attention over the paged cache of layer il.
+// Standard (multi-/grouped-query) attention over the paged cache of layer il. When the cache has
+// no V rows (v_dim 0, as for MLA's latent cache), V is the first head_dim_v values of each K row.
 // q: [n_tok][n_head * head_dim_k]; out: [n_tok][n_head * head_dim_v].
 void attention(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il, const std::vector<AttnSeq>& seqs,
                const float* q, float* out);

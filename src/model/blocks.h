@@ -32,8 +32,20 @@ struct ExpertChoice {
 void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
              const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out);
 
-// Router for softmax-gated models (Mixtral): softmax over all experts, top-k, optional renormalize.
-ExpertChoice route_softmax_topk(const float* logits, int64_t n_tok, int n_expert, int k, bool renorm);
+// Expert selection from router logits [n_tok][n_expert]: scores by softmax or sigmoid; an optional
+// per-expert bias added for choosing only (DeepSeek-V3's exp_probs_b); optional group-limited choice
+// (keep the n_groups_used groups whose two best biased scores sum highest); top-k; the chosen scores
+// optionally renormalized to sum 1, then multiplied by scale.
+struct RouterParams {
+    ExpertGating gating = ExpertGating::Softmax;
+    int k = 0;
+    const float* selection_bias = nullptr;  // [n_expert] or null
+    bool renorm = false;
+    float scale = 1.0f;
+    int n_groups = 0;
+    int n_groups_used = 0;
+};
+ExpertChoice route_experts(const float* logits, int64_t n_tok, int n_expert, const RouterParams& rp);
 
 // Final norm and output projection for the rows that want logits.
 void output_logits(runtime::Runtime& rt, const Tensor& norm, const Tensor& output, float eps, const float* x,

@@ -114,8 +114,11 @@ public:
             if (L.ffn_gate_inp.valid()) {
                 std::vector<float> router((size_t)(T * hp_.n_expert));
                 rt.backend(L.ffn_gate_inp.device).matmul(L.ffn_gate_inp, cur.data(), T, router.data());
-                ExpertChoice ch = route_softmax_topk(router.data(), T, hp_.n_expert, hp_.n_expert_used,
-                                                     hp_.expert_weights_norm);
+                RouterParams rp;
+                rp.gating = ExpertGating::Softmax;
+                rp.k = hp_.n_expert_used;
+                rp.renorm = hp_.expert_weights_norm;
+                ExpertChoice ch = route_experts(router.data(), T, hp_.n_expert, rp);
                 moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data());
             } else {
                 ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data());

@@ -14,6 +14,7 @@ struct ArchEntry {
 const ArchEntry k_archs[] = {
     {"llama", make_llama},
     {"qwen2", make_llama},
+    {"deepseek2", make_deepseek2},
 };
 }  // namespace
 

@@ -69,6 +69,11 @@ struct ModelStats {
     int64_t n_active_params = 0;
 };
 
+// How multi-head latent attention is computed: on the latent cache with attn_kv_b folded into the
+// query and output ("absorbed", the decode form), or by expanding cached latents into per-head keys
+// and values ("expanded"). Auto: absorbed for single-token steps, expanded for prompt chunks.
+enum class AttnForm { Auto, Absorbed, Expanded };
+
 class Model {
 public:
     virtual ~Model() = default;
@@ -80,6 +85,9 @@ public:
     const gguf::File& file() const { return *file_; }
     std::shared_ptr<const gguf::File> file_ptr() const { return file_; }
     virtual ModelStats stats() const;
+
+    // Only meaningful for architectures with latent attention.
+    virtual void set_attention_form(AttnForm) {}
 
     // What one token occupies in the cache, per layer.
     virtual kv::KVLayout kv_layout(DType kv_type) const;
@@ -106,6 +114,7 @@ protected:
 
 // Architectures (the table in model.cpp maps GGUF names to these).
 std::vector<std::string> supported_architectures();
-std::unique_ptr<Model> make_llama(std::shared_ptr<gguf::File> f);  // llama, qwen2 (model/llama.cpp)
+std::unique_ptr<Model> make_llama(std::shared_ptr<gguf::File> f);      // llama, qwen2 (model/llama.cpp)
+std::unique_ptr<Model> make_deepseek2(std::shared_ptr<gguf::File> f);  // deepseek2 (model/deepseek2.cpp)
 
 }  // namespace yiti::model

@@ -86,7 +86,8 @@ std::vector<Param> all_params() {
         {"synth-llama-Q5_1", false},     {"synth-llama-Q4_K_M", false},  {"synth-llama-Q5_K_M", false},
         {"synth-llama-Q6_K", false},     {"synth-llama-Q3_K_M", false},  {"synth-llama-Q2_K", false},
         {"synth-llama-IQ4_NL", false},   {"synth-llama-IQ4_XS", false},  {"synth-qwen2-Q8_0", false},
-        {"synth-qwen2-Q4_K_M", false},
+        {"synth-qwen2-Q4_K_M", false},   {"synth-deepseek2-Q8_0", true}, {"synth-deepseek2-Q4_K_M", true},
+        {"synth-deepseek2-Q2_K", true},
     };
     std::vector<Param> v;
     for (auto& c : cases)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test: the release build's ctest suite (unit, op, golden), the same suite built with
+# AddressSanitizer + UndefinedBehaviorSanitizer, the end-to-end tests, and a short fuzzing run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${YITI_JOBS:-$(nproc)}
+
+echo "== release build + ctest"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C build
+(cd build && ctest --output-on-failure -j "$jobs")
+
+echo "== ASan + UBSan build + ctest"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DYITI_SANITIZE=ON >/dev/null
+ninja -C build-asan
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j "$jobs")
+
+if [ -d tests/e2e ] && ls tests/e2e/test_*.py >/dev/null 2>&1; then
+  echo "== end-to-end tests"
+  python3 -m pytest -q tests/e2e
+fi
+
+echo "== fuzzing the GGUF reader (${YITI_FUZZ_SECONDS:-60} s)"
+scripts/fuzz_gguf.sh "${YITI_FUZZ_SECONDS:-60}" build-fuzz

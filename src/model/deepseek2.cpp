@@ -1,0 +1,325 @@
+// deepseek2: DeepSeek-V2/V3/R1. Multi-head latent attention (MLA) with a compressed KV cache,
+// YaRN rope, leading dense layers, then sigmoid- or softmax-gated routed experts plus shared experts.
+#include <cmath>
+
+#include "core/error.h"
+#include "cpu/kernels.h"
+#include "model/blocks.h"
+#include "model/model.h"
+
+namespace yiti::model {
+
+namespace {
+
+struct DsLayer {
+    Tensor attn_norm;  // [n_embd]
+    Tensor wq;         // [n_embd, n_head * head_dim_k] (no query compression, as in V2-Lite)
+    Tensor wq_a;       // [n_embd, q_lora_rank]
+    Tensor q_a_norm;   // [q_lora_rank]
+    Tensor wq_b;       // [q_lora_rank, n_head * head_dim_k]
+    Tensor wkv_a;      // [n_embd, kv_lora_rank + n_rot]
+    Tensor kv_a_norm;  // [kv_lora_rank]
+    Tensor wkv_b;      // [kv_lora_rank, n_head * (n_nope + head_dim_v)]
+    Tensor wo;         // [n_head * head_dim_v, n_embd]
+    // Absorbed form: per head, the key half of wkv_b transposed, F32: [n_head][kv_lora_rank][n_nope].
+    std::vector<float> wk_b_t;
+    Tensor ffn_norm;        // [n_embd]
+    Tensor ffn_gate;        // [n_embd, n_ff] (leading dense layers)
+    Tensor ffn_up;          // [n_embd, n_ff]
+    Tensor ffn_down;        // [n_ff, n_embd]
+    Tensor ffn_gate_inp;    // [n_embd, n_expert]
+    Tensor exp_probs_b;     // [n_expert] selection bias (optional)
+    Tensor ffn_gate_exps;   // [n_embd, n_ff_exp, n_expert]
+    Tensor ffn_up_exps;     // [n_embd, n_ff_exp, n_expert]
+    Tensor ffn_down_exps;   // [n_ff_exp, n_embd, n_expert]
+    Tensor ffn_gate_shexp;  // [n_embd, n_ff_exp * n_expert_shared]
+    Tensor ffn_up_shexp;    // [n_embd, n_ff_exp * n_expert_shared]
+    Tensor ffn_down_shexp;  // [n_ff_exp * n_expert_shared, n_embd]
+};
+
+class DeepSeek2Model final : public Model {
+public:
+    explicit DeepSeek2Model(std::shared_ptr<gguf::File> f) : Model(std::move(f)) {
+        read_common_hparams();
+        const std::string& path = file_->path();
+        hp_.rope.style = cpu::RopeStyle::Normal;
+        hp_.q_lora_rank = file_->get_int(key("attention.q_lora_rank")).value_or(0);
+        hp_.kv_lora_rank = need_int(key("attention.kv_lora_rank"));
+        hp_.n_layer_dense_lead = (int)file_->get_int(key("leading_dense_block_count")).value_or(0);
+        hp_.n_ff_exp = file_->get_int(key("expert_feed_forward_length")).value_or(0);
+        hp_.n_expert_shared = (int)file_->get_int(key("expert_shared_count")).value_or(0);
+        hp_.expert_weights_scale = (float)file_->get_float(key("expert_weights_scale")).value_or(1.0);
+        hp_.expert_weights_norm = file_->get_bool(key("expert_weights_norm")).value_or(false);
+        const int64_t gating = file_->get_int(key("expert_gating_func")).value_or(1);
+        if (gating != 1 && gating != 2)
+            throw Error(strprintf("model: %s: %s = %lld is not softmax (1) or sigmoid (2)", path.c_str(),
+                                  key("expert_gating_func").c_str(), (long long)gating));
+        hp_.expert_gating = (ExpertGating)gating;
+        hp_.n_expert_groups = (int)file_->get_int(key("expert_group_count")).value_or(0);
+        hp_.n_expert_groups_used = (int)file_->get_int(key("expert_group_used_count")).value_or(0);
+        n_rot_ = hp_.rope.n_rot;
+        n_nope_ = hp_.head_dim_k - n_rot_;
+        if (hp_.kv_lora_rank <= 0 || n_nope_ <= 0)
+            throw Error(strprintf("model: %s: kv_lora_rank %lld / key_length %lld / rope dims %d are inconsistent",
+                                  path.c_str(), (long long)hp_.kv_lora_rank, (long long)hp_.head_dim_k, n_rot_));
+        if (hp_.n_layer_dense_lead < 0 || hp_.n_layer_dense_lead > hp_.n_layer)
+            throw Error(strprintf("model: %s: leading_dense_block_count %d is out of range", path.c_str(),
+                                  hp_.n_layer_dense_lead));
+        if (hp_.n_expert_groups > 0 && (hp_.n_expert % hp_.n_expert_groups != 0 ||
+                                        hp_.n_expert_groups_used <= 0 || hp_.n_expert_groups_used > hp_.n_expert_groups))
+            throw Error(strprintf("model: %s: expert groups %d / used %d do not divide %d experts", path.c_str(),
+                                  hp_.n_expert_groups, hp_.n_expert_groups_used, hp_.n_expert));
+        // YaRN: pre-scale the attention (the rope's own magnitude correction is cancelled).
+        const float log_mul = (float)file_->get_float(key("rope.scaling.yarn_log_multiplier")).value_or(0.0);
+        const float mscale = 1.0f + log_mul * std::log(1.0f / hp_.rope.freq_scale);
+        hp_.attn_scale = mscale * mscale / std::sqrt((float)hp_.head_dim_k);
+        hp_.rope.attn_factor = 1.0f / (1.0f + 0.1f * std::log(1.0f / hp_.rope.freq_scale));
+
+        const int64_t E = hp_.n_embd, H = hp_.n_head, Dk = hp_.head_dim_k, Dv = hp_.head_dim_v;
+        const int64_t R = hp_.kv_lora_rank;
+        tok_embd_ = tensor("token_embd.weight", {E, hp_.n_vocab});
+        output_norm_ = tensor_f32("output_norm.weight", E);
+        output_ = tensor("output.weight", {E, hp_.n_vocab}, false);
+        if (!output_.valid()) output_ = tok_embd_;
+        layers_.resize((size_t)hp_.n_layer);
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            DsLayer& L = layers_[(size_t)il];
+            const std::string p = "blk." + std::to_string(il) + ".";
+            L.attn_norm = tensor_f32(p + "attn_norm.weight", E);
+            if (hp_.q_lora_rank > 0) {
+                L.wq_a = tensor(p + "attn_q_a.weight", {E, hp_.q_lora_rank});
+                L.q_a_norm = tensor_f32(p + "attn_q_a_norm.weight", hp_.q_lora_rank);
+                L.wq_b = tensor(p + "attn_q_b.weight", {hp_.q_lora_rank, H * Dk});
+            } else {
+                L.wq = tensor(p + "attn_q.weight", {E, H * Dk});
+            }
+            L.wkv_a = tensor(p + "attn_kv_a_mqa.weight", {E, R + n_rot_});
+            L.kv_a_norm = tensor_f32(p + "attn_kv_a_norm.weight", R);
+            L.wkv_b = tensor(p + "attn_kv_b.weight", {R, H * (n_nope_ + Dv)});
+            L.wo = tensor(p + "attn_output.weight", {H * Dv, E});
+            L.wk_b_t = transpose_k_b(L.wkv_b);
+            L.ffn_norm = tensor_f32(p + "ffn_norm.weight", E);
+            if (il < hp_.n_layer_dense_lead || hp_.n_expert == 0) {
+                L.ffn_gate = tensor(p + "ffn_gate.weight", {E, hp_.n_ff});
+                L.ffn_up = tensor(p + "ffn_up.weight", {E, hp_.n_ff});
+                L.ffn_down = tensor(p + "ffn_down.weight", {hp_.n_ff, E});
+            } else {
+                const int64_t F = hp_.n_ff_exp, NE = hp_.n_expert;
+                if (F <= 0)
+                    throw Error(strprintf("model: %s: metadata '%s' is missing", path.c_str(),
+                                          key("expert_feed_forward_length").c_str()));
+                L.ffn_gate_inp = tensor(p + "ffn_gate_inp.weight", {E, NE});
+                L.exp_probs_b = tensor_f32(p + "exp_probs_b.bias", NE, false);
+                L.ffn_gate_exps = tensor(p + "ffn_gate_exps.weight", {E, F, NE});
+                L.ffn_up_exps = tensor(p + "ffn_up_exps.weight", {E, F, NE});
+                L.ffn_down_exps = tensor(p + "ffn_down_exps.weight", {F, E, NE});
+                if (hp_.n_expert_shared > 0) {
+                    const int64_t FS = F * hp_.n_expert_shared;
+                    L.ffn_gate_shexp = tensor(p + "ffn_gate_shexp.weight", {E, FS});
+                    L.ffn_up_shexp = tensor(p + "ffn_up_shexp.weight", {E, FS});
+                    L.ffn_down_shexp = tensor(p + "ffn_down_shexp.weight", {FS, E});
+                }
+            }
+        }
+    }
+
+    void set_attention_form(AttnForm f) override { form_ = f; }
+
+    kv::KVLayout kv_layout(DType kv_type) const override {
+        kv::KVLayout l;
+        l.n_layer = hp_.n_layer;
+        l.k_dim = hp_.kv_lora_rank + n_rot_;  // the normalized latent, then the shared rope key
+        l.v_dim = 0;                           // values are expanded from the latent
+        l.type = kv_type;
+        return l;
+    }
+
+    void forward(runtime::Runtime& rt, kv::KVCache& cache, const Batch& batch, float* logits) override {
+        const PassInfo pi = make_pass_info(batch);
+        const int64_t T = pi.n_tok, E = hp_.n_embd, H = hp_.n_head, Dk = hp_.head_dim_k, Dv = hp_.head_dim_v;
+        const int64_t R = hp_.kv_lora_rank, L_dim = R + n_rot_;
+        std::vector<float> x((size_t)(T * E)), cur((size_t)(T * E)), q((size_t)(T * H * Dk)),
+            lat((size_t)(T * L_dim)), attn((size_t)(T * H * Dv)), tmp((size_t)(T * E));
+        cpu::get_rows(tok_embd_, batch.tokens.data(), T, x.data());
+
+        // Which sequences use which form of attention in this pass.
+        std::vector<size_t> absorbed, expanded;
+        for (size_t s = 0; s < batch.seqs.size(); ++s) {
+            const bool use_abs = form_ == AttnForm::Absorbed || (form_ == AttnForm::Auto && batch.seqs[s].n == 1);
+            (use_abs ? absorbed : expanded).push_back(s);
+        }
+
+        for (int il = 0; il < hp_.n_layer; ++il) {
+            const DsLayer& L = layers_[(size_t)il];
+            runtime::Backend& be = rt.backend(L.wkv_a.device);
+            for (int64_t t = 0; t < T; ++t)
+                cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.attn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            // Queries: [T][H][n_nope + n_rot]
+            if (L.wq_a.valid()) {
+                std::vector<float> qa((size_t)(T * hp_.q_lora_rank));
+                be.matmul(L.wq_a, cur.data(), T, qa.data());
+                for (int64_t t = 0; t < T; ++t)
+                    cpu::rms_norm(&qa[(size_t)(t * hp_.q_lora_rank)], (const float*)L.q_a_norm.data, hp_.q_lora_rank,
+                                  hp_.rms_eps, &qa[(size_t)(t * hp_.q_lora_rank)]);
+                be.matmul(L.wq_b, qa.data(), T, q.data());
+            } else {
+                be.matmul(L.wq, cur.data(), T, q.data());
+            }
+            // Compressed KV: [T][kv_lora_rank | n_rot]; the latent is normalized, the rope part rotated.
+            be.matmul(L.wkv_a, cur.data(), T, lat.data());
+            for (int64_t t = 0; t < T; ++t)
+                cpu::rms_norm(&lat[(size_t)(t * L_dim)], (const float*)L.kv_a_norm.data, R, hp_.rms_eps,
+                              &lat[(size_t)(t * L_dim)]);
+            cpu::rope(hp_.rope, q.data() + n_nope_, T, (int)H, Dk, pi.pos.data());
+            cpu::rope(hp_.rope, lat.data() + R, T, 1, L_dim, pi.pos.data());
+            store_kv(cache, il, batch, pi, lat.data(), nullptr);
+
+            if (!absorbed.empty()) attend_absorbed(rt, cache, il, L, pi, absorbed, q.data(), attn.data());
+            for (size_t s : expanded) attend_expanded(rt, cache, il, L, pi.attn[s], q.data(), attn.data());
+
+            be.matmul(L.wo, attn.data(), T, tmp.data());
+            for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+
+            for (int64_t t = 0; t < T; ++t)
+                cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.ffn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            if (L.ffn_gate_inp.valid()) {
+                std::vector<float> router((size_t)(T * hp_.n_expert));
+                rt.backend(L.ffn_gate_inp.device).matmul(L.ffn_gate_inp, cur.data(), T, router.data());
+                RouterParams rp;
+                rp.gating = hp_.expert_gating;
+                rp.k = hp_.n_expert_used;
+                rp.selection_bias = L.exp_probs_b.valid() ? (const float*)L.exp_probs_b.data : nullptr;
+                rp.renorm = hp_.expert_weights_norm;
+                rp.scale = hp_.expert_weights_scale;
+                rp.n_groups = hp_.n_expert_groups;
+                rp.n_groups_used = hp_.n_expert_groups_used;
+                ExpertChoice ch = route_experts(router.data(), T, hp_.n_expert, rp);
+                moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data());
+                if (L.ffn_gate_shexp.valid()) {
+                    std::vector<float> sh((size_t)(T * E));
+                    ffn_swiglu(rt, L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp, cur.data(), T, sh.data());
+                    for (size_t i = 0; i < tmp.size(); ++i) tmp[i] += sh[i];
+                }
+            } else {
+                ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data());
+            }
+            for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+        }
+        for (const BatchSeq& s : batch.seqs) s.kv->n_tokens += (int32_t)s.n;
+        output_logits(rt, output_norm_, output_, hp_.rms_eps, x.data(), E, pi, logits);
+    }
+
+private:
+    std::vector<float> transpose_k_b(const Tensor& wkv_b) const {
+        const int64_t H = hp_.n_head, R = hp_.kv_lora_rank, Dv = hp_.head_dim_v;
+        const cpu::CpuKernels* k = cpu::cpu_kernels(wkv_b.type);
+        if (!k) throw Error(strprintf("tensor '%s': type %s has no CPU kernels", wkv_b.name.c_str(), dtype_name(wkv_b.type)));
+        std::vector<float> out((size_t)(H * R * n_nope_)), row((size_t)R);
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t i = 0; i < n_nope_; ++i) {
+                k->to_float(wkv_b.row(h * (n_nope_ + Dv) + i), row.data(), R);
+                for (int64_t j = 0; j < R; ++j) out[(size_t)((h * R + j) * n_nope_ + i)] = row[(size_t)j];
+            }
+        return out;
+    }
+
+    // Attention on the latent cache: q_nope is folded through the key half of wkv_b, the
+    // attention output (in latent space) through the value half.
+    void attend_absorbed(runtime::Runtime& rt, kv::KVCache& cache, int il, const DsLayer& L, const PassInfo& pi,
+                         const std::vector<size_t>& seqs, const float* q, float* attn) {
+        const int64_t H = hp_.n_head, Dk = hp_.head_dim_k, Dv = hp_.head_dim_v, R = hp_.kv_lora_rank;
+        const int64_t Lq = R + n_rot_;
+        std::vector<cpu::AttnSeq> as;
+        int64_t n = 0;
+        for (size_t s : seqs) {
+            cpu::AttnSeq a = pi.attn[s];
+            a.first = n;  // rows of the packed buffers below
+            n += a.n;
+            as.push_back(a);
+        }
+        std::vector<float> qa((size_t)(n * H * Lq)), ol((size_t)(n * H * R));
+        std::vector<int64_t> src;  // batch row of each packed row
+        for (size_t s : seqs)
+            for (int64_t t = 0; t < pi.attn[s].n; ++t) src.push_back(pi.attn[s].first + t);
+        rt.pool().parallel_for(n * H, 1, [&](int64_t b, int64_t e) {
+            for (int64_t it = b; it < e; ++it) {
+                const int64_t r = it / H, h = it % H;
+                const float* qh = q + (src[(size_t)r] * H + h) * Dk;
+                float* dst = qa.data() + (r * H + h) * Lq;
+                const float* wt = L.wk_b_t.data() + h * R * n_nope_;
+                for (int64_t j = 0; j < R; ++j) dst[j] = cpu::dot_f32(wt + j * n_nope_, qh, n_nope_);
+                for (int64_t d = 0; d < n_rot_; ++d) dst[R + d] = qh[n_nope_ + d];
+            }
+        });
+        cpu::AttnParams ap;
+        ap.n_head = (int)H;
+        ap.n_head_kv = 1;
+        ap.head_dim_k = Lq;
+        ap.head_dim_v = R;
+        ap.scale = hp_.attn_scale;
+        rt.backend(L.wkv_b.device).attention(ap, cache, il, as, qa.data(), ol.data());
+        // Per head: values = (value half of wkv_b) · latent output.
+        std::vector<float> in((size_t)(n * R)), out((size_t)(n * Dv));
+        for (int64_t h = 0; h < H; ++h) {
+            for (int64_t r = 0; r < n; ++r)
+                std::copy(ol.begin() + (r * H + h) * R, ol.begin() + (r * H + h + 1) * R, in.begin() + r * R);
+            const Tensor wv = L.wkv_b.rows(h * (n_nope_ + Dv) + n_nope_, Dv);
+            rt.backend(wv.device).matmul(wv, in.data(), n, out.data());
+            for (int64_t r = 0; r < n; ++r)
+                std::copy(out.begin() + r * Dv, out.begin() + (r + 1) * Dv, attn + (src[(size_t)r] * H + h) * Dv);
+        }
+    }
+
+    // Attention with keys and values expanded from the cached latents of the whole sequence.
+    void attend_expanded(runtime::Runtime& rt, kv::KVCache& cache, int il, const DsLayer& L, const cpu::AttnSeq& s,
+                         const float* q, float* attn) {
+        const int64_t H = hp_.n_head, Dk = hp_.head_dim_k, Dv = hp_.head_dim_v, R = hp_.kv_lora_rank;
+        const int64_t L_dim = R + n_rot_, W = n_nope_ + Dv;
+        const int64_t n_kv = s.pos0 + s.n;
+        const cpu::CpuKernels* conv = cpu::cpu_kernels(cache.layout().type);
+        std::vector<float> lat((size_t)(n_kv * L_dim)), c((size_t)(n_kv * R)), kv((size_t)(n_kv * H * W));
+        for (int64_t p = 0; p < n_kv; ++p) {
+            conv->to_float(cache.k_row(il, *s.kv, p), lat.data() + p * L_dim, L_dim);
+            std::copy(lat.begin() + p * L_dim, lat.begin() + p * L_dim + R, c.begin() + p * R);
+        }
+        rt.backend(L.wkv_b.device).matmul(L.wkv_b, c.data(), n_kv, kv.data());
+        rt.pool().parallel_for(s.n * H, 1, [&](int64_t b, int64_t e) {
+            std::vector<float> sc((size_t)n_kv);
+            for (int64_t it = b; it < e; ++it) {
+                const int64_t t = it / H, h = it % H;
+                const int64_t row = s.first + t, pos = s.pos0 + t;
+                const float* qh = q + (row * H + h) * Dk;
+                float mx = -INFINITY;
+                for (int64_t p = 0; p <= pos; ++p) {
+                    const float* kh = kv.data() + (p * H + h) * W;
+                    sc[(size_t)p] = (cpu::dot_f32(qh, kh, n_nope_) +
+                                     cpu::dot_f32(qh + n_nope_, lat.data() + p * L_dim + R, n_rot_)) *
+                                    hp_.attn_scale;
+                    mx = std::max(mx, sc[(size_t)p]);
+                }
+                double sum = 0;
+                for (int64_t p = 0; p <= pos; ++p) sum += sc[(size_t)p] = std::exp(sc[(size_t)p] - mx);
+                float* o = attn + (row * H + h) * Dv;
+                std::fill(o, o + Dv, 0.0f);
+                for (int64_t p = 0; p <= pos; ++p)
+                    cpu::axpy_f32(sc[(size_t)p] / (float)sum, kv.data() + (p * H + h) * W + n_nope_, o, Dv);
+            }
+        });
+    }
+
+    int n_rot_ = 0;
+    int64_t n_nope_ = 0;
+    AttnForm form_ = AttnForm::Auto;
+    Tensor tok_embd_;     // [n_embd, n_vocab]
+    Tensor output_norm_;  // [n_embd]
+    Tensor output_;       // [n_embd, n_vocab]
+    std::vector<DsLayer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_deepseek2(std::shared_ptr<gguf::File> f) {
+    return std::make_unique<DeepSeek2Model>(std::move(f));
+}
+
+}  // namespace yiti::model
