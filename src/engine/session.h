@@ -17,6 +17,7 @@ struct SessionOptions {
     bool exact = false;      // F32 activations, dequantized weights, F32 KV cache
     int64_t n_ctx = 0;       // 0: min(model's training context, 4096)
     int64_t n_batch = 512;   // tokens per forward pass when processing a prompt
+    bool kv_f32 = false;     // F32 KV cache in the fast mode too (exact mode always uses F32)
 };
 
 class Session {

@@ -89,6 +89,9 @@ public:
     // Only meaningful for architectures with latent attention.
     virtual void set_attention_form(AttnForm) {}
 
+    // The cache element type of the fast mode (exact mode always uses F32).
+    virtual DType preferred_kv_type() const { return DType::F16; }
+
     // What one token occupies in the cache, per layer.
     virtual kv::KVLayout kv_layout(DType kv_type) const;
 
