@@ -339,6 +339,34 @@ struct IQ4XS {
 // ------------------------------------------------------------------------------------------------
 // Dot products: one weight row against NC activation columns, each weight chunk decoded once.
 
+// Integer part of one block against NC columns: isum[c] (8 int32 lanes whose total is
+// sum_j scales_j . (q_j x_j) -- the reference's isum before the min term).
+template <class T, int NC>
+inline void block_isums(const typename T::block& b, const typename T::State& st, const block_q8_K* const* xs,
+                        int64_t i, __m256i* isum) {
+    // With few columns, two partial sums per column break the accumulate dependency chain
+    // (vpdpwssd has a multi-cycle latency); with more columns the columns themselves interleave.
+    constexpr int kSplit = (KQ_VNNI && NC <= 2) ? 2 : 1;
+    __m256i isum2[NC];
+    for (int c = 0; c < NC; ++c) isum[c] = isum2[c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+        const Quants q = T::quants(b, st, j);
+        const __m256i sc = T::scales(st, j);
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; ++c) {
+            const __m256i x = load256(xs[c][i].qs + 32 * j);
+            __m256i p;
+            if constexpr (T::kSigned) p = _mm256_maddubs_epi16(q.q, _mm256_sign_epi8(x, q.s));
+            else p = _mm256_maddubs_epi16(q.q, x);
+            if (kSplit == 2 && (j & 1)) isum2[c] = dot_acc(isum2[c], p, sc);
+            else isum[c] = dot_acc(isum[c], p, sc);
+        }
+    }
+    if constexpr (kSplit == 2)
+        for (int c = 0; c < NC; ++c) isum[c] = _mm256_add_epi32(isum[c], isum2[c]);
+}
+
 template <class T, int NC>
 inline void dot_tile(int64_t nb, const typename T::block* w, const block_q8_K* const* xs, float* out) {
     __m256 acc[NC];
@@ -347,20 +375,7 @@ inline void dot_tile(int64_t nb, const typename T::block* w, const block_q8_K* c
         const typename T::block& b = w[i];
         const typename T::State st(b);
         __m256i isum[NC];
-        for (int c = 0; c < NC; ++c) isum[c] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) {
-            const Quants q = T::quants(b, st, j);
-            const __m256i sc = T::scales(st, j);
-#pragma GCC unroll 8
-            for (int c = 0; c < NC; ++c) {
-                const __m256i x = load256(xs[c][i].qs + 32 * j);
-                __m256i p;
-                if constexpr (T::kSigned) p = _mm256_maddubs_epi16(q.q, _mm256_sign_epi8(x, q.s));
-                else p = _mm256_maddubs_epi16(q.q, x);
-                isum[c] = dot_acc(isum[c], p, sc);
-            }
-        }
+        block_isums<T, NC>(b, st, xs, i, isum);
 #pragma GCC unroll 8
         for (int c = 0; c < NC; ++c) {
             const block_q8_K& y = xs[c][i];
@@ -458,58 +473,91 @@ void to_float(const void* src, float* dst, int64_t n) {
 // ------------------------------------------------------------------------------------------------
 // Q8_K quantization, byte-identical to the reference.
 
-void quantize_q8_K(const float* x, void* vy, int64_t n) {
-    block_q8_K* y = (block_q8_K*)vy;
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-        __m256 vm = _mm256_setzero_ps();
-        for (int k = 0; k < QK_K; k += 8) vm = _mm256_max_ps(vm, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)));
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        const float amax = _mm_cvtss_f32(m4);
-        if (!(amax > 0)) {
-            memset(&y[i], 0, sizeof(block_q8_K));
-            continue;
-        }
-        // The first element of largest magnitude decides the sign, as in the reference.
-        float vmax = 0;
-        const __m256 va = _mm256_set1_ps(amax);
+// The element of largest magnitude (the first one on ties), 0 for an all-zero block.
+inline float q8_K_signed_max(const float* x) {
+    // Signed max and min in four independent chains each (one chain would be latency-bound).
+    __m256 h0 = _mm256_setzero_ps(), h1 = h0, h2 = h0, h3 = h0, l0 = h0, l1 = h0, l2 = h0, l3 = h0;
+    for (int k = 0; k < QK_K; k += 32) {
+        const __m256 a = _mm256_loadu_ps(x + k), b = _mm256_loadu_ps(x + k + 8);
+        const __m256 c = _mm256_loadu_ps(x + k + 16), d = _mm256_loadu_ps(x + k + 24);
+        h0 = _mm256_max_ps(h0, a);
+        h1 = _mm256_max_ps(h1, b);
+        h2 = _mm256_max_ps(h2, c);
+        h3 = _mm256_max_ps(h3, d);
+        l0 = _mm256_min_ps(l0, a);
+        l1 = _mm256_min_ps(l1, b);
+        l2 = _mm256_min_ps(l2, c);
+        l3 = _mm256_min_ps(l3, d);
+    }
+    const __m256 hv = _mm256_max_ps(_mm256_max_ps(h0, h1), _mm256_max_ps(h2, h3));
+    const __m256 lv = _mm256_min_ps(_mm256_min_ps(l0, l1), _mm256_min_ps(l2, l3));
+    __m128 h4 = _mm_max_ps(_mm256_castps256_ps128(hv), _mm256_extractf128_ps(hv, 1));
+    __m128 l4 = _mm_min_ps(_mm256_castps256_ps128(lv), _mm256_extractf128_ps(lv, 1));
+    h4 = _mm_max_ps(h4, _mm_movehl_ps(h4, h4));
+    l4 = _mm_min_ps(l4, _mm_movehl_ps(l4, l4));
+    h4 = _mm_max_ss(h4, _mm_movehdup_ps(h4));
+    l4 = _mm_min_ss(l4, _mm_movehdup_ps(l4));
+    const float xhi = _mm_cvtss_f32(h4), xlo = _mm_cvtss_f32(l4);
+    const float amax = xhi > -xlo ? xhi : -xlo;
+    if (!(amax > 0)) return 0.0f;
+    // Only when both +amax and -amax occur does the order matter (rare: scan for the first).
+    if (xhi == amax && -xlo == amax) {
+        const __m256 sign = _mm256_set1_ps(-0.0f), va = _mm256_set1_ps(amax);
         for (int k = 0; k < QK_K; k += 8) {
             const __m256 v = _mm256_loadu_ps(x + k);
             const int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, v), va, _CMP_EQ_OQ));
-            if (mask) {
-                vmax = x[k + __builtin_ctz((unsigned)mask)];
-                break;
-            }
+            if (mask) return x[k + __builtin_ctz((unsigned)mask)];
         }
-        const float iscale = -127.f / vmax;
-        const __m256 vis = _mm256_set1_ps(iscale);
-        const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-        __m256i quad[8];
-        for (int c = 0; c < 8; ++c) {
-            const float* p = x + 32 * c;
-            const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(p)));
-            const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(p + 8)));
-            const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(p + 16)));
-            const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(p + 24)));
-            const __m256i p01 = _mm256_packs_epi32(i0, i1);
-            const __m256i p23 = _mm256_packs_epi32(i2, i3);
-            __m256i q = _mm256_packs_epi16(p01, p23);
-            q = _mm256_permutevar8x32_epi32(q, perm);
-            _mm256_storeu_si256((__m256i*)(y[i].qs + 32 * c), q);
-            quad[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16);
-        }
-        // quad[c] lanes 0..3: 4-sums of bytes 0..15 of chunk c, lanes 4..7: bytes 16..31.
-        const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(quad[0], quad[1]), _mm256_hadd_epi32(quad[2], quad[3]));
-        const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(quad[4], quad[5]), _mm256_hadd_epi32(quad[6], quad[7]));
-        // a = [s0 s2 s4 s6 | s1 s3 s5 s7], b = [s8 .. s14 | s9 .. s15]
-        const __m256i pk = _mm256_packs_epi32(a, b);  // [s0 s2 s4 s6 s8 s10 s12 s14 | s1 s3 ... s15]
-        const __m128i lo = _mm256_castsi256_si128(pk), hi = _mm256_extracti128_si256(pk, 1);
-        _mm_storeu_si128((__m128i*)y[i].bsums, _mm_unpacklo_epi16(lo, hi));
-        _mm_storeu_si128((__m128i*)(y[i].bsums + 8), _mm_unpackhi_epi16(lo, hi));
-        y[i].d = 1 / iscale;
+    }
+    return xhi == amax ? xhi : xlo;
+}
+
+// Quantize one block given its largest-magnitude element vmax.
+inline void quantize_q8_K_block(const float* x, float vmax, block_q8_K* y) {
+    if (vmax == 0) {
+        memset(y, 0, sizeof(block_q8_K));
+        return;
+    }
+    const float iscale = -127.f / vmax;
+    const __m256 vis = _mm256_set1_ps(iscale);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    __m256i quad[8];
+    for (int c = 0; c < 8; ++c) {
+        const float* p = x + 32 * c;
+        const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(p)));
+        const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(p + 8)));
+        const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(p + 16)));
+        const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(p + 24)));
+        const __m256i p01 = _mm256_packs_epi32(i0, i1);
+        const __m256i p23 = _mm256_packs_epi32(i2, i3);
+        __m256i q = _mm256_packs_epi16(p01, p23);
+        q = _mm256_permutevar8x32_epi32(q, perm);
+        _mm256_storeu_si256((__m256i*)(y->qs + 32 * c), q);
+        quad[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16);
+    }
+    // quad[c] lanes 0..3: 4-sums of bytes 0..15 of chunk c, lanes 4..7: bytes 16..31.
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(quad[0], quad[1]), _mm256_hadd_epi32(quad[2], quad[3]));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(quad[4], quad[5]), _mm256_hadd_epi32(quad[6], quad[7]));
+    // a = [s0 s2 s4 s6 | s1 s3 s5 s7], b = [s8 .. s14 | s9 .. s15]
+    const __m256i pk = _mm256_packs_epi32(a, b);  // [s0 s2 s4 s6 s8 s10 s12 s14 | s1 s3 ... s15]
+    const __m128i lo = _mm256_castsi256_si128(pk), hi = _mm256_extracti128_si256(pk, 1);
+    _mm_storeu_si128((__m128i*)y->bsums, _mm_unpacklo_epi16(lo, hi));
+    _mm_storeu_si128((__m128i*)(y->bsums + 8), _mm_unpackhi_epi16(lo, hi));
+    y->d = 1 / iscale;
+}
+
+void quantize_q8_K(const float* x, void* vy, int64_t n) {
+    block_q8_K* y = (block_q8_K*)vy;
+    const int64_t nb = n / QK_K;
+    // Two passes over groups of blocks: the max searches of different blocks are independent and
+    // overlap; the quantization pass then has its scale ready.
+    constexpr int kGroup = 16;
+    float vmaxes[kGroup];
+    for (int64_t g = 0; g < nb; g += kGroup) {
+        const int gn = nb - g < kGroup ? (int)(nb - g) : kGroup;
+        for (int k = 0; k < gn; ++k) vmaxes[k] = q8_K_signed_max(x + (g + k) * QK_K);
+        for (int k = 0; k < gn; ++k) quantize_q8_K_block(x + (g + k) * QK_K, vmaxes[k], &y[g + k]);
     }
 }
 
