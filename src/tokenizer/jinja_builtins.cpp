@@ -26,6 +26,22 @@ std::vector<Value> bind_args(const Args& args, std::initializer_list<const char*
     return out;
 }
 
+std::string html_escape(const std::string& s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&#34;"; break;
+            case '\'': out += "&#39;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
 namespace {
 
 using FilterFn = Value (*)(Interp&, Value&, Args&, int);
@@ -59,23 +75,12 @@ Value sort_key(const Value& v, bool case_sensitive) {
     return v;
 }
 
-std::vector<Value> to_items(Interp& in, const Value& v, int line) { return in.iterate(v, line); }
-
-std::string html_escape(const std::string& s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&#34;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return out;
+// Jinja2's soft_str keeps Markup: string filters on a Markup value return Markup.
+Value same_kind(const Value& in, std::string s) {
+    return (in.is_string() && in.markup) ? Value::markup_string(std::move(s)) : Value::string(std::move(s));
 }
+
+std::vector<Value> to_items(Interp& in, const Value& v, int line) { return in.iterate(v, line); }
 
 // Python int(str, base) for the `int` filter; false when it does not parse.
 bool parse_int(const std::string& text, int base, int64_t& out) {
@@ -208,12 +213,13 @@ Value select_impl(Interp& in, Value& v, Args& args, int line, bool lookup_attr, 
         if (!in.has_test(test)) fail(line, "unsupported test '" + test + "'");
     }
     std::vector<Value> out;
+    if (!v.truthy()) return Value::lazy_list({});  // Jinja2: `if value:` before iterating
     for (auto& item : to_items(in, v, line)) {
         Value x = lookup_attr ? attr_path(in, item, attr, line) : item;
         bool r = has_test ? in.apply_test(test, x, targs, line) : x.truthy();
         if (r == keep) out.push_back(item);
     }
-    return Value::list(std::move(out));
+    return Value::lazy_list(std::move(out));
 }
 
 Value minmax(Interp& in, Value& v, Args& args, int line, bool want_max) {
@@ -272,9 +278,9 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
                      while ((int64_t)cur.size() < n) cur.push_back(a[1]);
                  out.push_back(Value::list(std::move(cur)));
              }
-             return Value::list(std::move(out));
+             return Value::lazy_list(std::move(out));
          }},
-        {"capitalize", [](Interp&, Value& v, Args&, int) -> Value { return Value::string(py_case(v.str(), 3)); }},
+        {"capitalize", [](Interp&, Value& v, Args&, int) -> Value { return same_kind(v, py_case(v.str(), 3)); }},
         {"center",
          [](Interp& in, Value& v, Args& args, int line) -> Value {
              auto a = bind_args(args, {"width"}, "center", line);
@@ -308,7 +314,11 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
              (void)in;
              return Value::list(std::move(items));
          }},
-        {"escape", [](Interp&, Value& v, Args&, int) -> Value { return Value::string(html_escape(v.str())); }},
+        {"escape",
+         [](Interp&, Value& v, Args&, int) -> Value {
+             if (v.is_string() && v.markup) return v;
+             return Value::markup_string(html_escape(v.str()));
+         }},
         {"first",
          [](Interp& in, Value& v, Args&, int line) -> Value {
              if (v.is_string()) {
@@ -324,8 +334,9 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
              return items.empty() ? Value::undefined("No first item, sequence was empty.") : items[0];
          }},
         {"float",
-         [](Interp&, Value& v, Args& args, int line) -> Value {
+         [](Interp& in, Value& v, Args& args, int line) -> Value {
              auto a = bind_args(args, {"default"}, "float", line);
+             if (v.is_undefined()) in.undefined_error(v, line);  // float(Undefined) raises in Jinja2
              Value def = given(a[0]) ? a[0] : Value::number(0.0);
              if (v.is_number()) return Value::number(v.as_float());
              double d;
@@ -346,16 +357,19 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
              return Value::string(percent_format(in, v.str(), fargs, line));
          }},
         {"indent",
-         [](Interp&, Value& v, Args& args, int line) -> Value {
+         [](Interp& in, Value& v, Args& args, int line) -> Value {
              auto a = bind_args(args, {"width", "first", "blank"}, "indent", line);
+             if (v.is_undefined()) in.undefined_error(v, line);
+             if (!v.is_string()) fail(line, "indent: expected a string, got " + v.type_name());
              std::string ind = "    ";
              if (a[0].is_string()) ind = a[0].s;
              else if (given(a[0])) ind = std::string((size_t)std::max<int64_t>(0, std::min<int64_t>(to_int(a[0], "indent", line), 100000)), ' ');
-             return Value::string(indent_text(v.str(), ind, a[1].truthy(), a[2].truthy()));
+             return same_kind(v, indent_text(v.str(), ind, a[1].truthy(), a[2].truthy()));
          }},
         {"int",
-         [](Interp&, Value& v, Args& args, int line) -> Value {
+         [](Interp& in, Value& v, Args& args, int line) -> Value {
              auto a = bind_args(args, {"default", "base"}, "int", line);
+             if (v.is_undefined()) in.undefined_error(v, line);  // int(Undefined) raises in Jinja2
              Value def = given(a[0]) ? a[0] : Value::integer(0);
              int base = given(a[1]) ? (int)to_int(a[1], "int", line) : 10;
              if (v.is_int()) return Value::integer(v.as_int());
@@ -375,11 +389,11 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
          }},
         {"items",
          [](Interp&, Value& v, Args&, int line) -> Value {
-             if (v.is_undefined()) return Value::list();
+             if (v.is_undefined()) return Value::lazy_list({});
              if (!v.is_dict() || v.as_dict().is_namespace) fail(line, "items: can only get item pairs from a mapping");
              std::vector<Value> out;
              for (auto& kv : v.as_dict().items) out.push_back(Value::list({kv.first, kv.second}, true));
-             return Value::list(std::move(out));
+             return Value::lazy_list(std::move(out));
          }},
         {"join",
          [](Interp& in, Value& v, Args& args, int line) -> Value {
@@ -402,6 +416,7 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
                  if (cps.empty()) return Value::undefined("No last item, sequence was empty.");
                  return Value::string(utf8_encode(cps, cps.size() - 1, cps.size()));
              }
+             if (v.is_list() && v.as_list().lazy) fail(line, "'generator' object is not reversible");
              auto items = to_items(in, v, line);
              return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
          }},
@@ -410,7 +425,9 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
              switch (v.t) {
                  case Value::T::Undefined: return Value::integer(0);
                  case Value::T::String: return Value::integer((int64_t)utf8_length(v.s));
-                 case Value::T::List: return Value::integer((int64_t)v.as_list().items.size());
+                 case Value::T::List:
+                     if (v.as_list().lazy) break;
+                     return Value::integer((int64_t)v.as_list().items.size());
                  case Value::T::Dict:
                      if (v.as_dict().is_namespace) break;
                      return Value::integer((int64_t)v.as_dict().items.size());
@@ -421,10 +438,11 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
          }},
         {"list",
          [](Interp& in, Value& v, Args&, int line) -> Value { return Value::list(to_items(in, v, line)); }},
-        {"lower", [](Interp&, Value& v, Args&, int) -> Value { return Value::string(py_case(v.str(), 0)); }},
+        {"lower", [](Interp&, Value& v, Args&, int) -> Value { return same_kind(v, py_case(v.str(), 0)); }},
         {"map",
          [](Interp& in, Value& v, Args& args, int line) -> Value {
              std::vector<Value> out;
+             if (!v.truthy()) return Value::lazy_list({});  // Jinja2: `if value:` before iterating
              if (args.pos.empty()) {
                  Value attr, def;
                  for (auto& kv : args.kw) {
@@ -438,7 +456,7 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
                      if (r.is_undefined() && given(def) && !def.is_none()) r = def;
                      out.push_back(std::move(r));
                  }
-                 return Value::list(std::move(out));
+                 return Value::lazy_list(std::move(out));
              }
              if (!args.pos[0].is_string()) fail(line, "map: filter name must be a string");
              std::string name = args.pos[0].s;
@@ -449,7 +467,7 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
                  fa.kw = args.kw;
                  out.push_back(in.apply_filter(name, x, fa, line));
              }
-             return Value::list(std::move(out));
+             return Value::lazy_list(std::move(out));
          }},
         {"max", [](Interp& in, Value& v, Args& args, int line) -> Value { return minmax(in, v, args, line, true); }},
         {"min", [](Interp& in, Value& v, Args& args, int line) -> Value { return minmax(in, v, args, line, false); }},
@@ -474,15 +492,14 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
              }
              auto items = to_items(in, v, line);
              std::reverse(items.begin(), items.end());
-             return Value::list(std::move(items));
+             return Value::lazy_list(std::move(items));
          }},
         {"round",
          [](Interp&, Value& v, Args& args, int line) -> Value {
              auto a = bind_args(args, {"precision", "method"}, "round", line);
              return do_round(v, given(a[0]) ? to_int(a[0], "round", line) : 0, given(a[1]) ? a[1].str() : "common", line);
          }},
-        {"safe",
-         [](Interp&, Value& v, Args&, int) -> Value { return v.is_string() ? v : Value::string(v.str()); }},
+        {"safe", [](Interp&, Value& v, Args&, int) -> Value { return Value::markup_string(v.str()); }},
         {"select",
          [](Interp& in, Value& v, Args& args, int line) -> Value { return select_impl(in, v, args, line, false, true); }},
         {"selectattr",
@@ -558,7 +575,7 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
                      start = false;
                  }
              }
-             return Value::string(std::move(out));
+             return same_kind(v, std::move(out));
          }},
         {"tojson",
          [](Interp&, Value& v, Args& args, int line) -> Value {
@@ -592,11 +609,22 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
          [](Interp&, Value& v, Args& args, int line) -> Value {
              auto a = bind_args(args, {"chars"}, "trim", line);
              if (given(a[0]) && !a[0].is_none() && !a[0].is_string()) fail(line, "trim: chars must be a string");
-             return Value::string(py_strip(v.str(), a[0], true, true));
+             return same_kind(v, py_strip(v.str(), a[0], true, true));
          }},
         {"truncate",
          [](Interp&, Value& v, Args& args, int line) -> Value {
              auto a = bind_args(args, {"length", "killwords", "end", "leeway"}, "truncate", line);
+             if (!v.is_string()) {  // Jinja2 only measures len() of non-strings unless it must cut them
+                 int64_t n = v.is_undefined() ? 0
+                             : v.is_list()    ? (int64_t)v.as_list().items.size()
+                             : v.is_dict()    ? (int64_t)v.as_dict().items.size()
+                                              : -1;
+                 if (n < 0) fail(line, "truncate: object of type '" + v.type_name() + "' has no len()");
+                 if (n <= (given(a[0]) ? to_int(a[0], "truncate", line) : 255) +
+                              (given(a[3]) && !a[3].is_none() ? to_int(a[3], "truncate", line) : 5))
+                     return v;
+                 fail(line, "truncate: expected a string, got " + v.type_name());
+             }
              int64_t length = given(a[0]) ? to_int(a[0], "truncate", line) : 255;
              std::string end = given(a[2]) ? a[2].str() : "...";
              int64_t leeway = given(a[3]) && !a[3].is_none() ? to_int(a[3], "truncate", line) : 5;
@@ -629,9 +657,9 @@ const std::unordered_map<std::string, FilterFn>& filter_table() {
                  seen.push_back(std::move(k));
                  out.push_back(x);
              }
-             return Value::list(std::move(out));
+             return Value::lazy_list(std::move(out));
          }},
-        {"upper", [](Interp&, Value& v, Args&, int) -> Value { return Value::string(py_case(v.str(), 1)); }},
+        {"upper", [](Interp&, Value& v, Args&, int) -> Value { return same_kind(v, py_case(v.str(), 1)); }},
         {"wordcount",
          [](Interp&, Value& v, Args&, int) -> Value {
              int64_t n = 0;
@@ -686,7 +714,10 @@ bool mod_is(Interp& in, const Value& v, int64_t m, int64_t want, int line) {
 const std::unordered_map<std::string, TestFn>& test_table() {
     static const std::unordered_map<std::string, TestFn> table = {
         {"boolean", [](Interp&, const Value& v, Args&, int) { return v.t == Value::T::Bool; }},
-        {"callable", [](Interp&, const Value& v, Args&, int) { return v.t == Value::T::Func || v.t == Value::T::Loop; }},
+        {"callable",
+         [](Interp&, const Value& v, Args&, int) {
+             return v.t == Value::T::Func || v.t == Value::T::Loop || v.is_undefined();  // Undefined has __call__
+         }},
         {"defined", [](Interp&, const Value& v, Args&, int) { return !v.is_undefined(); }},
         {"undefined", [](Interp&, const Value& v, Args&, int) { return v.is_undefined(); }},
         {"divisibleby",
@@ -730,7 +761,8 @@ const std::unordered_map<std::string, TestFn>& test_table() {
          }},
         {"sequence",
          [](Interp&, const Value& v, Args&, int) {
-             return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.as_dict().is_namespace);
+             return v.is_undefined() || v.is_string() || (v.is_list() && !v.as_list().lazy) ||
+                    (v.is_dict() && !v.as_dict().is_namespace);
          }},
         {"mapping", [](Interp&, const Value& v, Args&, int) { return v.is_dict() && !v.as_dict().is_namespace; }},
         {"none", [](Interp&, const Value& v, Args&, int) { return v.is_none(); }},

@@ -113,6 +113,7 @@ Value Interp::getitem(const Value& obj, const Value& key, int line) {
     switch (obj.t) {
         case Value::T::Undefined: undefined_error(obj, line);
         case Value::T::List: {
+            if (obj.as_list().lazy) return Value::undefined("'generator' object is not subscriptable");
             if (key.is_int()) {
                 const auto& items = obj.as_list().items;
                 int64_t k = key.as_int();
@@ -228,6 +229,8 @@ Value Interp::binary(Op op, const Value& a, const Value& b, int line) {
             }
             if (a.is_string() && b.is_string()) {
                 check_size(a.s.size() + b.s.size(), line);
+                if (a.markup || b.markup)  // Markup + str escapes the plain operand
+                    return Value::markup_string((a.markup ? a.s : html_escape(a.s)) + (b.markup ? b.s : html_escape(b.s)));
                 return Value::string(a.s + b.s);
             }
             if (a.is_list() && b.is_list() && a.as_list().tuple == b.as_list().tuple) {
@@ -264,7 +267,9 @@ Value Interp::binary(Op op, const Value& a, const Value& b, int line) {
                     std::string r;
                     r.reserve(seq->s.size() * (size_t)n);
                     for (int64_t k = 0; k < n; ++k) r += seq->s;
-                    return Value::string(std::move(r));
+                    Value rv = Value::string(std::move(r));
+                    rv.markup = seq->markup;
+                    return rv;
                 }
                 const auto& items = seq->as_list().items;
                 if (n > 0 && items.size() * sizeof(Value) > opt_.max_output_bytes / (size_t)n) check_size(SIZE_MAX, line);
@@ -324,7 +329,9 @@ Value Interp::binary(Op op, const Value& a, const Value& b, int line) {
             }
             double x = a.as_float(), y = b.as_float();
             if (x == 0 && y < 0) fail(line, "0.0 cannot be raised to a negative power");
-            return Value::number(std::pow(x, y));
+            double r = std::pow(x, y);
+            if (std::isinf(r) && std::isfinite(x) && std::isfinite(y)) fail(line, "numerical result out of range");
+            return Value::number(r);
         }
         default: break;
     }
@@ -336,7 +343,23 @@ Value Interp::binary(Op op, const Value& a, const Value& b, int line) {
 
 void Interp::eval_args(const Expr& e, size_t first, const FramePtr& f, Args& args) {
     for (size_t k = first; k < e.a.size(); ++k) args.pos.push_back(eval(*e.a[k], f));
-    for (auto& kv : e.kw) args.kw.emplace_back(kv.first, eval(*kv.second, f));
+    for (auto& kv : e.kw) {
+        if (kv.first == "*") {  // f(*xs)
+            Value v = eval(*kv.second, f);
+            if (v.is_undefined()) undefined_error(v, e.line);
+            for (auto& x : iterate(v, e.line)) args.pos.push_back(std::move(x));
+        } else if (kv.first == "**") {  // f(**d)
+            Value v = eval(*kv.second, f);
+            if (v.is_undefined()) undefined_error(v, e.line);
+            if (!v.is_dict()) fail(e.line, "argument after ** must be a mapping, not " + v.type_name());
+            for (auto& item : v.as_dict().items) {
+                if (!item.first.is_string()) fail(e.line, "keywords must be strings");
+                args.kw.emplace_back(item.first.s, item.second);
+            }
+        } else {
+            args.kw.emplace_back(kv.first, eval(*kv.second, f));
+        }
+    }
 }
 
 Value Interp::eval_filter(const Expr& e, Value input, const FramePtr& f) {

@@ -32,6 +32,7 @@ class Interp;
 struct Value {
     enum class T : uint8_t { Undefined, None, Bool, Int, Float, String, List, Dict, Func, Loop };
     T t = T::Undefined;
+    bool markup = false;  // String: a Markup ("safe") string; `+` HTML-escapes a plain operand
     union {
         bool b;
         int64_t i;
@@ -75,7 +76,15 @@ struct Value {
         v.s = std::move(x);
         return v;
     }
+    static Value markup_string(std::string x) {
+        Value v = string(std::move(x));
+        v.markup = true;
+        return v;
+    }
     static Value list(std::vector<Value> items = {}, bool tuple = false);
+    // The result of filters that return generators in Jinja2 (map, select, items, ...): iterable,
+    // always true, but without len() and not JSON serializable.
+    static Value lazy_list(std::vector<Value> items);
     static Value dict();
     static Value func(std::string name, std::function<Value(Interp&, struct Args&, int line)> fn);
 
@@ -103,6 +112,7 @@ struct Value {
 struct ListObj : Obj {
     std::vector<Value> items;
     bool tuple = false;
+    bool lazy = false;  // a Jinja2 generator (see Value::lazy_list)
 };
 
 struct DictObj : Obj {
@@ -300,6 +310,7 @@ std::string py_replace(std::string_view s, std::string_view old, std::string_vie
 std::string py_case(std::string_view s, int mode);  // 0 lower, 1 upper, 2 title (str.title), 3 capitalize
 std::string pad_center(const std::string& s, int64_t width, const std::string& fill);
 std::string format_spec(Interp& in, const Value& v, const std::string& spec, int line);  // format(v, spec)
+std::string html_escape(const std::string& s);
 std::string percent_format(Interp& in, const std::string& fmt, const Value& args, int line);  // "%s" % x
 bool contains(const Value& container, const Value& item, int line);                         // `in`
 Value slice_value(const Value& obj, const Value& start, const Value& stop, const Value& step, int line);

@@ -233,7 +233,13 @@ std::string py_case(std::string_view s, int mode) {
         uint32_t c = cps[k];
         switch (mode) {
             case 0: c = py_lower(c); break;
-            case 1: c = py_upper(c); break;
+            case 1:
+                if (c == 0xDF) {  // German sharp s upper-cases to "SS"
+                    out += "SS";
+                    continue;
+                }
+                c = py_upper(c);
+                break;
             case 2: {
                 bool cased = py_lower(c) != c || py_upper(c) != c;
                 if (cased) c = prev_cased ? py_lower(c) : py_upper(c);
@@ -493,7 +499,9 @@ std::string percent_format(Interp& in, const std::string& fmt, const Value& args
     if (args.is_list() && args.as_list().tuple) items = args.as_list().items;
     else {
         items.push_back(args);
-        if (args.is_dict()) mapping = &args;
+        // Python treats any non-tuple object with __getitem__ (dict, list) as a mapping argument:
+        // no "not all arguments converted" error for it.
+        if (args.is_dict() || args.is_list()) mapping = &args;
     }
     size_t next = 0;
     bool used_mapping = false;
@@ -520,7 +528,7 @@ std::string percent_format(Interp& in, const std::string& fmt, const Value& args
         if (fmt[i] == '(') {
             size_t close = fmt.find(')', i);
             if (close == std::string::npos) fail(line, "incomplete format key");
-            if (!mapping) fail(line, "format requires a mapping");
+            if (!mapping || !mapping->is_dict()) fail(line, "format requires a mapping");
             std::string key = fmt.substr(i + 1, close - i - 1);
             Value* p = mapping->as_dict().find(std::string_view(key));
             if (!p) fail(line, "format: key '" + key + "' not found");
@@ -628,7 +636,7 @@ Value slice_value(const Value& obj, const Value& start, const Value& stop, const
         for (int64_t k = b; st > 0 ? k < e : k > e; k += st) utf8_append(out, cps[(size_t)k]);
         return Value::string(std::move(out));
     }
-    if (obj.is_list()) {
+    if (obj.is_list() && !obj.as_list().lazy) {
         const auto& items = obj.as_list().items;
         int64_t b, e, st;
         adjust_slice((int64_t)items.size(), start, stop, step, line, b, e, st);
@@ -636,7 +644,9 @@ Value slice_value(const Value& obj, const Value& start, const Value& stop, const
         for (int64_t k = b; st > 0 ? k < e : k > e; k += st) out.push_back(items[(size_t)k]);
         return Value::list(std::move(out), obj.as_list().tuple);
     }
-    return Value::undefined("'" + obj.type_name() + " object' is not subscriptable");
+    // Jinja2 compiles slices to a plain Python subscript, so these raise.
+    if (obj.is_dict()) fail(line, "unhashable type: 'slice'");
+    fail(line, "'" + obj.type_name() + "' object is not subscriptable");
 }
 
 bool contains(const Value& container, const Value& item, int line) {
@@ -954,7 +964,7 @@ Value builtin_method(Interp& in, const Value& obj, const std::string& name) {
             if (!kStrMethods.count(name)) break;
             return Value::func(name, [obj, name](Interp& i, Args& a, int line) { return string_method(i, obj.s, name, a, line); });
         case Value::T::List:
-            if (!(obj.as_list().tuple ? kTupleMethods : kListMethods).count(name)) break;
+            if (obj.as_list().lazy || !(obj.as_list().tuple ? kTupleMethods : kListMethods).count(name)) break;
             return Value::func(name, [obj, name](Interp& i, Args& a, int line) { return list_method(i, obj, name, a, line); });
         case Value::T::Dict:
             if (obj.as_dict().is_namespace || !kDictMethods.count(name)) break;

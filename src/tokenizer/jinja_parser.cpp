@@ -724,14 +724,19 @@ private:
             if (!first) expect_op(",");
             first = false;
             if (is_op(")")) break;
-            if (is_op("*") || is_op("**")) fail(cur().line, "unsupported '*args'/'**kwargs' in a call");
+            if (is_op("*") || is_op("**")) {  // *args / **kwargs, kept in kw under "*" / "**"
+                std::string star = cur().s;
+                next();
+                e.kw.emplace_back(star, parse_expression(true));
+                continue;
+            }
             if (cur().t == Token::T::Name && peek().t == Token::T::Op && peek().s == "=") {
                 std::string name = cur().s;
                 next();
                 next();
                 e.kw.emplace_back(std::move(name), parse_expression(true));
             } else {
-                if (!e.kw.empty()) fail(cur().line, "positional argument after keyword argument");
+                if (!e.kw.empty()) fail(cur().line, "positional argument after keyword or *args argument");
                 e.a.push_back(parse_expression(true));
             }
         }

@@ -151,6 +151,12 @@ Value Value::list(std::vector<Value> items, bool tuple) {
     return v;
 }
 
+Value Value::lazy_list(std::vector<Value> items) {
+    Value v = list(std::move(items));
+    v.as_list().lazy = true;
+    return v;
+}
+
 Value Value::dict() {
     Value v;
     v.t = T::Dict;
@@ -232,7 +238,7 @@ bool Value::truthy() const {
         case T::Int: return i != 0;
         case T::Float: return f != 0.0;
         case T::String: return !s.empty();
-        case T::List: return !as_list().items.empty();
+        case T::List: return as_list().lazy || !as_list().items.empty();
         case T::Dict: return as_dict().is_namespace || !as_dict().items.empty();
         case T::Func:
         case T::Loop: return true;
@@ -248,7 +254,7 @@ std::string Value::type_name() const {
         case T::Int: return "int";
         case T::Float: return "float";
         case T::String: return "str";
-        case T::List: return as_list().tuple ? "tuple" : "list";
+        case T::List: return as_list().lazy ? "generator" : as_list().tuple ? "tuple" : "list";
         case T::Dict: return as_dict().is_namespace ? "Namespace" : "dict";
         case T::Func: return "function";
         case T::Loop: return "LoopContext";
@@ -348,6 +354,10 @@ void repr_into(std::string& out, const Value& v, int depth) {
         case Value::T::String: repr_string(out, v.s); return;
         case Value::T::List: {
             const auto& l = v.as_list();
+            if (l.lazy) {
+                out += "<generator object>";
+                return;
+            }
             out += l.tuple ? '(' : '[';
             for (size_t k = 0; k < l.items.size(); ++k) {
                 if (k) out += ", ";
@@ -413,6 +423,7 @@ bool values_equal(const Value& a, const Value& b) {
         case T::List: {
             const auto& x = a.as_list();
             const auto& y = b.as_list();
+            if (x.lazy || y.lazy) return a.o == b.o;
             if (x.tuple != y.tuple || x.items.size() != y.items.size()) return false;
             for (size_t k = 0; k < x.items.size(); ++k)
                 if (!values_equal(x.items[k], y.items[k])) return false;
@@ -447,7 +458,8 @@ int compare_values(const Value& a, const Value& b, int line) {
         int c = a.s.compare(b.s);
         return c < 0 ? -1 : c > 0 ? 1 : 0;
     }
-    if (a.t == T::List && b.t == T::List && a.as_list().tuple == b.as_list().tuple) {
+    if (a.t == T::List && b.t == T::List && a.as_list().tuple == b.as_list().tuple && !a.as_list().lazy &&
+        !b.as_list().lazy) {
         const auto& x = a.as_list().items;
         const auto& y = b.as_list().items;
         for (size_t k = 0; k < x.size() && k < y.size(); ++k) {
@@ -561,6 +573,7 @@ void json_into(std::string& out, const Value& v, const JsonStyle& st, int level,
             return;
         case Value::T::String: append_json_string(out, v.s, st.ensure_ascii); return;
         case Value::T::List: {
+            if (v.as_list().lazy) break;
             const auto& items = v.as_list().items;
             if (items.empty()) {
                 out += "[]";
