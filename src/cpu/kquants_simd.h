@@ -76,6 +76,29 @@ alignas(32) const uint8_t k_ctrl16[4][32] = {
 #undef KQ_R
 };
 
+// Scales for a chunk pair (2jp, 2jp+1) in the lane order of packs_epi32(dpbusd(a), dpbusd(b)):
+// int16 lanes 0-3: elements 0-15 of chunk a, 4-7: elements 0-15 of chunk b, 8-11: elements 16-31 of a,
+// 12-15: elements 16-31 of b.
+// k_pair32[jp]: 32-element sub-blocks (a = sub-block 2jp, b = 2jp+1), index into 8 broadcast scales.
+// k_pair16[jp%2]: 16-element sub-blocks, index into the 8 scales of sc_lo (jp < 2) or sc_hi.
+#define KQ_Q(k) 2 * (k), 2 * (k) + 1, 2 * (k), 2 * (k) + 1, 2 * (k), 2 * (k) + 1, 2 * (k), 2 * (k) + 1
+alignas(32) const uint8_t k_pair32[4][32] = {
+    {KQ_Q(0), KQ_Q(1), KQ_Q(0), KQ_Q(1)},
+    {KQ_Q(2), KQ_Q(3), KQ_Q(2), KQ_Q(3)},
+    {KQ_Q(4), KQ_Q(5), KQ_Q(4), KQ_Q(5)},
+    {KQ_Q(6), KQ_Q(7), KQ_Q(6), KQ_Q(7)},
+};
+alignas(32) const uint8_t k_pair16[2][32] = {
+    {KQ_Q(0), KQ_Q(2), KQ_Q(1), KQ_Q(3)},
+    {KQ_Q(4), KQ_Q(6), KQ_Q(5), KQ_Q(7)},
+};
+#undef KQ_Q
+
+inline __m256i pair32(__m256i sc8, int jp) { return _mm256_shuffle_epi8(sc8, load256(k_pair32[jp])); }
+inline __m256i pair16(__m256i lo, __m256i hi, int jp) {
+    return _mm256_shuffle_epi8(jp < 2 ? lo : hi, load256(k_pair16[jp & 1]));
+}
+
 inline __m256i scale32(__m256i sc8, int j) { return _mm256_shuffle_epi8(sc8, load256(k_ctrl32[j])); }
 inline __m256i scale16(__m256i lo, __m256i hi, int j) {
     return _mm256_shuffle_epi8(j < 4 ? lo : hi, load256(k_ctrl16[j & 3]));
@@ -166,6 +189,7 @@ struct Q2K {
         return {_mm256_and_si256(_mm256_srli_epi16(v, 2 * (j % 4)), _mm256_set1_epi8(3)), _mm256_setzero_si256()};
     }
     static inline __m256i scales(const State& st, int j) { return scale16(st.sc_lo, st.sc_hi, j); }
+    static inline __m256i scales_pair(const State& st, int jp) { return pair16(st.sc_lo, st.sc_hi, jp); }
 };
 
 struct Q3K {
@@ -204,6 +228,7 @@ struct Q3K {
         }
     }
     static inline __m256i scales(const State& st, int j) { return scale16(st.sc_lo, st.sc_hi, j); }
+    static inline __m256i scales_pair(const State& st, int jp) { return pair16(st.sc_lo, st.sc_hi, jp); }
 };
 
 struct Q4K {
@@ -229,6 +254,7 @@ struct Q4K {
         return {(j & 1) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4), _mm256_setzero_si256()};
     }
     static inline __m256i scales(const State& st, int j) { return scale32(st.sc8, j); }
+    static inline __m256i scales_pair(const State& st, int jp) { return pair32(st.sc8, jp); }
 };
 
 struct Q5K {
@@ -269,6 +295,7 @@ struct Q5K {
         }
     }
     static inline __m256i scales(const State& st, int j) { return scale32(st.sc8, j); }
+    static inline __m256i scales_pair(const State& st, int jp) { return pair32(st.sc8, jp); }
 };
 
 struct Q6K {
@@ -303,6 +330,7 @@ struct Q6K {
         return {_mm256_or_si256(lo, _mm256_and_si256(hi, m30)), _mm256_setzero_si256()};
     }
     static inline __m256i scales(const State& st, int j) { return scale16(st.sc_lo, st.sc_hi, j); }
+    static inline __m256i scales_pair(const State& st, int jp) { return pair16(st.sc_lo, st.sc_hi, jp); }
 };
 
 struct IQ4XS {
@@ -334,6 +362,7 @@ struct IQ4XS {
         return {_mm256_shuffle_epi8(mags, idx), _mm256_shuffle_epi8(values, idx)};
     }
     static inline __m256i scales(const State& st, int j) { return scale32(st.sc8, j); }
+    static inline __m256i scales_pair(const State& st, int jp) { return pair32(st.sc8, jp); }
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -344,6 +373,33 @@ struct IQ4XS {
 template <class T, int NC>
 inline void block_isums(const typename T::block& b, const typename T::State& st, const block_q8_K* const* xs,
                         int64_t i, __m256i* isum) {
+#if KQ_VNNI
+    if constexpr (!T::kSigned) {
+        // Unsigned quants: vpdpbusd sums 4 products per int32 lane (at most 4 * 63 * 127 = 32004,
+        // so two chunks pack losslessly into int16), then one vpdpwssd applies the scales:
+        // 3 multiply instructions per chunk pair instead of 4.
+        constexpr int kSplit = NC <= 2 ? 2 : 1;
+        __m256i isum2[NC];
+        for (int c = 0; c < NC; ++c) isum[c] = isum2[c] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int jp = 0; jp < 4; ++jp) {
+            const __m256i qa = T::quants(b, st, 2 * jp).q, qb = T::quants(b, st, 2 * jp + 1).q;
+            const __m256i sc = T::scales_pair(st, jp);
+#pragma GCC unroll 8
+            for (int c = 0; c < NC; ++c) {
+                const __m256i va = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qa, load256(xs[c][i].qs + 64 * jp));
+                const __m256i vb =
+                    _mm256_dpbusd_epi32(_mm256_setzero_si256(), qb, load256(xs[c][i].qs + 64 * jp + 32));
+                const __m256i p = _mm256_packs_epi32(va, vb);
+                if (kSplit == 2 && (jp & 1)) isum2[c] = _mm256_dpwssd_epi32(isum2[c], p, sc);
+                else isum[c] = _mm256_dpwssd_epi32(isum[c], p, sc);
+            }
+        }
+        if constexpr (kSplit == 2)
+            for (int c = 0; c < NC; ++c) isum[c] = _mm256_add_epi32(isum[c], isum2[c]);
+        return;
+    }
+#endif
     // With few columns, two partial sums per column break the accumulate dependency chain
     // (vpdpwssd has a multi-cycle latency); with more columns the columns themselves interleave.
     constexpr int kSplit = (KQ_VNNI && NC <= 2) ? 2 : 1;
