@@ -14,8 +14,9 @@
 //             |y| <= 127 keep each s16 pair sum <= 2 * 128 * 127 < 32767, so nothing saturates.
 //  * min types (Q4_1, Q5_1): unsigned codes q in [0, 31] times y directly, plus the block term m * s.
 // Float part, per block: acc += float(isum) * (d_w * d_y); the product of two halves is exact in
-// float, so each block contributes the exact reference term up to one rounding. Each (row, column)
-// of a tile has its own float vector accumulator, reduced once at the end.
+// float, so each block contributes the exact reference term up to one rounding. The scale products
+// are prepared 16 blocks at a time (see prep()); the min formats' m * s terms are summed there too.
+// Each (row, column) of a tile has its own float vector accumulator, reduced once at the end.
 //
 // Tiles: up to kTileRows weight rows x kTileCols activation columns, so each weight block is
 // expanded once per kTileCols columns and each activation block loaded once per kTileRows rows.
@@ -116,17 +117,8 @@ YL_INLINE VI lut16(const int8_t* tbl, VI idx) {
     return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)tbl)), idx);
 }
 YL_INLINE VF cvt(VI v) { return _mm512_cvtepi32_ps(v); }
-YL_INLINE VF fmul(VF a, VF b) { return _mm512_mul_ps(a, b); }
 YL_INLINE VF fma_(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
 YL_INLINE float hsum(VF v) { return _mm512_reduce_add_ps(v); }
-// CNT blocks from p, p + stride: lanes 0..7 get the half at p, lanes 8..15 the one at p + stride (or 0).
-template <int CNT>
-YL_INLINE VF bscale(const uint8_t* p, int stride) {
-    if constexpr (CNT == 2) return _mm512_insertf32x8(_mm512_set1_ps(ldh(p)), _mm256_set1_ps(ldh(p + stride)), 1);
-    else return _mm512_zextps256_ps512(_mm256_set1_ps(ldh(p)));
-}
-// Keep only the first lane of each block.
-YL_INLINE VF first_lanes(VF v) { return _mm512_maskz_mov_ps(0x0101, v); }
 YL_INLINE VI join(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
 template <int CNT>
 YL_INLINE VI load_y(const uint8_t* p, int stride) {
@@ -160,7 +152,6 @@ YL_INLINE VI lut16(const int8_t* tbl, VI idx) {
     return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)tbl)), idx);
 }
 YL_INLINE VF cvt(VI v) { return _mm256_cvtepi32_ps(v); }
-YL_INLINE VF fmul(VF a, VF b) { return _mm256_mul_ps(a, b); }
 YL_INLINE VF fma_(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
 YL_INLINE float hsum(VF v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -168,11 +159,6 @@ YL_INLINE float hsum(VF v) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-template <int CNT>
-YL_INLINE VF bscale(const uint8_t* p, int) {
-    return _mm256_set1_ps(ldh(p));
-}
-YL_INLINE VF first_lanes(VF v) { return _mm256_blend_ps(_mm256_setzero_ps(), v, 1); }
 template <int CNT>
 YL_INLINE VI load_y(const uint8_t* p, int) {
     return ld256(p);
@@ -286,24 +272,116 @@ YL_INLINE VI load_w(const uint8_t* b) {
 }
 
 // ------------------------------------------------------------------ dot products
+//
+// Scales. The halves d (and m, s) sit at a fixed stride in the rows, and converting and broadcasting
+// them block by block costs more than the block's integer dot product. So a tile works through
+// chunks of kChunk blocks: it copies the chunk's halves of every row and column into small arrays
+// (plain loads and stores), converts them 16 at a time and stores dd[r][c][j] = d_w * d_y (exact in
+// float). The min formats' m * s terms are summed right there, 16 blocks per FMA, into msum. The
+// block loop then just loads dd (one load and one permute per pair of blocks).
 
+constexpr int kChunk = 16;
+
+YL_INLINE uint16_t ld16(const uint8_t* p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
+}
+
+// 16 halves (at p, p + stride, ...) into h; with kFull false only cnt of them, the rest 0.
+template <bool kFull>
+YL_INLINE void gather16(const uint8_t* p, int stride, int cnt, uint16_t* h) {
+    for (int j = 0; j < kChunk; ++j) h[j] = (kFull || j < cnt) ? ld16(p + j * stride) : 0;
+}
+
+YL_INLINE void cvt16(const uint16_t* h, float* f) {
+#if YL_512
+    _mm512_store_ps(f, _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)h)));
+#else
+    _mm256_store_ps(f, _mm256_cvtph_ps(_mm_load_si128((const __m128i*)h)));
+    _mm256_store_ps(f + 8, _mm256_cvtph_ps(_mm_load_si128((const __m128i*)(h + 8))));
+#endif
+}
+
+YL_INLINE void mul16(const float* a, const float* b, float* o) {
+#if YL_512
+    _mm512_store_ps(o, _mm512_mul_ps(_mm512_load_ps(a), _mm512_load_ps(b)));
+#else
+    for (int k = 0; k < 16; k += 8) _mm256_store_ps(o + k, _mm256_mul_ps(_mm256_load_ps(a + k), _mm256_load_ps(b + k)));
+#endif
+}
+
+YL_INLINE void fma16(const float* a, const float* b, float* acc) {
+#if YL_512
+    _mm512_store_ps(acc, _mm512_fmadd_ps(_mm512_load_ps(a), _mm512_load_ps(b), _mm512_load_ps(acc)));
+#else
+    for (int k = 0; k < 16; k += 8)
+        _mm256_store_ps(acc + k, _mm256_fmadd_ps(_mm256_load_ps(a + k), _mm256_load_ps(b + k), _mm256_load_ps(acc + k)));
+#endif
+}
+
+YL_INLINE float sum16(const float* a) {
+#if YL_512
+    return _mm512_reduce_add_ps(_mm512_load_ps(a));
+#else
+    return hsum(_mm256_add_ps(_mm256_load_ps(a), _mm256_load_ps(a + 8)));
+#endif
+}
+
+// The scale vector of the blocks j (and j + 1) of a chunk: lanes 0..7 dd[j], lanes 8..15 dd[j + 1].
+// A lone last block reads the chunk's zero padding as dd[j + 1].
+YL_INLINE VF dd_vec(const float* p) {
+#if YL_512
+    const __m512 two = _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i*)p)));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), two);
+#else
+    return _mm256_broadcast_ss(p);
+#endif
+}
+
+template <class P, int RM, int RN, bool kFull>
+YL_INLINE void prep(const uint8_t* const (&wr)[RM], const uint8_t* const (&xc)[RN], int64_t ib0, int cnt,
+                    float (&dd)[RM][RN][kChunk], float (&msum)[RM][RN][kChunk]) {
+    using Y = Act<P::kAct>;
+    alignas(64) uint16_t hw[RM][kChunk], hy[RN][kChunk];
+    alignas(64) float fw[RM][kChunk], fy[RN][kChunk];
+    for (int r = 0; r < RM; ++r) {
+        gather16<kFull>(wr[r] + ib0 * P::kBytes, P::kBytes, cnt, hw[r]);
+        cvt16(hw[r], fw[r]);
+    }
+    for (int c = 0; c < RN; ++c) {
+        gather16<kFull>(xc[c] + ib0 * Y::kBytes, Y::kBytes, cnt, hy[c]);
+        cvt16(hy[c], fy[c]);
+    }
+    for (int r = 0; r < RM; ++r)
+        for (int c = 0; c < RN; ++c) mul16(fw[r], fy[c], dd[r][c]);
+    if constexpr (P::kMin) {
+        for (int r = 0; r < RM; ++r) {
+            gather16<kFull>(wr[r] + ib0 * P::kBytes + P::kM, P::kBytes, cnt, hw[r]);
+            cvt16(hw[r], fw[r]);
+        }
+        for (int c = 0; c < RN; ++c) {
+            gather16<kFull>(xc[c] + ib0 * Y::kBytes + Y::kS, Y::kBytes, cnt, hy[c]);
+            cvt16(hy[c], fy[c]);
+        }
+        for (int r = 0; r < RM; ++r)
+            for (int c = 0; c < RN; ++c) fma16(fw[r], fy[c], msum[r][c]);
+    }
+}
+
+// CNT blocks (1 or kBPV) starting at block ib (= block j of the chunk).
 template <class P, int RM, int RN, int CNT>
 YL_INLINE void step(const uint8_t* const (&wr)[RM], const uint8_t* const (&xc)[RN], int64_t ib,
-                    VF (&acc)[RM][RN]) {
+                    const float (&dd)[RM][RN][kChunk], int j, VF (&acc)[RM][RN]) {
     using Y = Act<P::kAct>;
     VI a[RM];
-    VF dw[RM];
-    [[maybe_unused]] VF mw[RM];
 #if YL_512 && !YL_VNNI
     [[maybe_unused]] __mmask64 neg[RM];
 #elif !YL_512
     [[maybe_unused]] VI sgn[RM];
 #endif
     for (int r = 0; r < RM; ++r) {
-        const uint8_t* b = wr[r] + ib * P::kBytes;
-        const VI c = load_w<P, CNT>(b);
-        dw[r] = bscale<CNT>(b, P::kBytes);
-        if constexpr (P::kMin) mw[r] = first_lanes(bscale<CNT>(b + P::kM, P::kBytes));
+        const VI c = load_w<P, CNT>(wr[r] + ib * P::kBytes);
 #if YL_VNNI
         a[r] = P::to_u(c);
 #else
@@ -322,11 +400,7 @@ YL_INLINE void step(const uint8_t* const (&wr)[RM], const uint8_t* const (&xc)[R
 #endif
     }
     for (int c = 0; c < RN; ++c) {
-        const uint8_t* y = xc[c] + ib * Y::kBytes;
-        const VI yv = load_y<CNT>(y + Y::kQs, Y::kBytes);
-        const VF dy = bscale<CNT>(y, Y::kBytes);
-        [[maybe_unused]] VF sy;
-        if constexpr (P::kMin) sy = bscale<CNT>(y + Y::kS, Y::kBytes);
+        const VI yv = load_y<CNT>(xc[c] + ib * Y::kBytes + Y::kQs, Y::kBytes);
 #if YL_VNNI
         VI corr = izero();
         if constexpr (P::kOff != 0) corr = _mm512_sub_epi32(izero(), _mm512_dpbusd_epi32(izero(), set8(P::kOff), yv));
@@ -350,8 +424,7 @@ YL_INLINE void step(const uint8_t* const (&wr)[RM], const uint8_t* const (&xc)[R
                 isum = _mm256_madd_epi16(_mm256_maddubs_epi16(a[r], sy8), _mm256_set1_epi16(1));
             }
 #endif
-            acc[r][c] = fma_(cvt(isum), fmul(dw[r], dy), acc[r][c]);
-            if constexpr (P::kMin) acc[r][c] = fma_(mw[r], sy, acc[r][c]);
+            acc[r][c] = fma_(cvt(isum), dd_vec(&dd[r][c][j]), acc[r][c]);
         }
     }
 }
@@ -366,13 +439,25 @@ void tile(int64_t nb, const uint8_t* w, size_t ldw, const uint8_t* x, size_t ldx
     VF acc[RM][RN];
     for (int r = 0; r < RM; ++r)
         for (int c = 0; c < RN; ++c) acc[r][c] = fzero();
-    int64_t ib = 0;
-    for (; ib + kBPV <= nb; ib += kBPV) step<P, RM, RN, kBPV>(wr, xc, ib, acc);
-    if constexpr (kBPV > 1) {
-        if (ib < nb) step<P, RM, RN, 1>(wr, xc, ib, acc);
+    alignas(64) float dd[RM][RN][kChunk];
+    alignas(64) float msum[RM][RN][kChunk];
+    if constexpr (P::kMin) memset(msum, 0, sizeof msum);
+    for (int64_t ib0 = 0; ib0 < nb; ib0 += kChunk) {
+        const int cnt = (int)std::min<int64_t>(kChunk, nb - ib0);
+        if (cnt == kChunk) prep<P, RM, RN, true>(wr, xc, ib0, cnt, dd, msum);
+        else prep<P, RM, RN, false>(wr, xc, ib0, cnt, dd, msum);
+        int j = 0;
+        for (; j + kBPV <= cnt; j += kBPV) step<P, RM, RN, kBPV>(wr, xc, ib0 + j, dd, j, acc);
+        if constexpr (kBPV > 1) {
+            if (j < cnt) step<P, RM, RN, 1>(wr, xc, ib0 + j, dd, j, acc);
+        }
     }
     for (int r = 0; r < RM; ++r)
-        for (int c = 0; c < RN; ++c) s[c * lds + r] = hsum(acc[r][c]);
+        for (int c = 0; c < RN; ++c) {
+            float v = hsum(acc[r][c]);
+            if constexpr (P::kMin) v += sum16(msum[r][c]);
+            s[c * lds + r] = v;
+        }
 }
 
 using TileFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, size_t);
