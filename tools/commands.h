@@ -5,4 +5,6 @@ namespace yiti::cli {
 int cmd_run(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
 int cmd_info(int argc, char** argv);
+int cmd_serve(int argc, char** argv);
+int cmd_bench_serve(int argc, char** argv);
 }  // namespace yiti::cli

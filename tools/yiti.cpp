@@ -19,6 +19,8 @@ const Command k_commands[] = {
     {"run", yiti::cli::cmd_run, "generate text from a prompt"},
     {"logits", yiti::cli::cmd_logits, "write the logits of one forward pass to a file"},
     {"info", yiti::cli::cmd_info, "show a model's architecture, tensors and memory needs"},
+    {"serve", yiti::cli::cmd_serve, "serve an OpenAI-compatible HTTP API and a web chat page"},
+    {"bench-serve", yiti::cli::cmd_bench_serve, "measure a running server under 1..16 concurrent clients"},
 };
 
 void usage(FILE* f) {

@@ -1,0 +1,490 @@
+#include "server/api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+
+#include "core/error.h"
+#include "server/generation.h"
+#include "server/oai_response.h"
+#include "server/webui.h"
+#include "tokenizer/tokenizer.h"
+
+namespace yiti::server {
+
+using clock_type = std::chrono::steady_clock;
+
+void set_json(http::Response& res, int status, const json& body) {
+    res.status = status;
+    res.body = dump(body);
+    res.set_header("Content-Type", "application/json; charset=utf-8");
+}
+
+void set_error(http::Response& res, const ApiError& e) {
+    set_json(res, e.status, error_object(e));
+    if (e.status == 401) res.set_header("WWW-Authenticate", "Bearer");
+}
+
+// Everything one generation request needs, shared with its streaming callback.
+struct Api::GenJob {
+    ResponseBuilder::Kind kind;
+    GenParams p;
+    std::vector<ChoiceSpec> specs;
+    std::vector<int64_t> prompt_tokens;   // per prompt
+    std::vector<std::string> echo;        // per choice: text put before the generated text
+    std::unique_ptr<ResponseBuilder> rb;
+    clock_type::time_point t0;
+};
+
+Api::Api(engine::Engine& eng, const Tokenizer& tok, const ChatPrompt& chat, ApiOptions opt)
+    : eng_(eng), tok_(tok), chat_(chat), opt_(std::move(opt)), created_((int64_t)std::time(nullptr)) {
+    if (opt_.limits.n_vocab == 0) opt_.limits.n_vocab = tok_.n_vocab();
+}
+
+Api::~Api() = default;
+
+void Api::begin_shutdown() {
+    std::lock_guard<std::mutex> lk(mu_);
+    shutting_down_ = true;
+    for (Generation* g : live_) g->cancel("shutdown");
+}
+
+int Api::generations_in_flight() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return (int)live_.size();
+}
+
+void Api::track(Generation* g, bool add) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (add) {
+        if (shutting_down_) throw ApiError(503, "The server is shutting down.", "", "server_shutting_down");
+        live_.insert(g);
+    } else {
+        live_.erase(g);
+    }
+}
+
+bool Api::authorized(const http::Request& req) const {
+    if (opt_.api_key.empty()) return true;
+    std::string h = req.header("authorization");
+    const std::string pfx = "bearer ";
+    if (h.size() < pfx.size()) return false;
+    for (size_t i = 0; i < pfx.size(); ++i)
+        if (std::tolower((unsigned char)h[i]) != pfx[i]) return false;
+    std::string key = h.substr(pfx.size());
+    while (!key.empty() && key.front() == ' ') key.erase(0, 1);
+    // Constant time in the key's content.
+    unsigned diff = key.size() != opt_.api_key.size();
+    for (size_t i = 0; i < opt_.api_key.size(); ++i) diff |= (unsigned)(i < key.size() ? key[i] : 0) ^ (unsigned)opt_.api_key[i];
+    return diff == 0;
+}
+
+void Api::handle(const http::Request& req, http::Response& res) {
+    res.set_header("Access-Control-Allow-Origin", "*");
+    std::string endpoint = "other";
+    metrics_.in_flight_delta(1);
+    try {
+        route(req, res, endpoint);
+    } catch (const ApiError& e) {
+        res.stream = nullptr;
+        set_error(res, e);
+    } catch (const std::exception& e) {
+        res.stream = nullptr;
+        set_error(res, ApiError(500, std::string("Internal error: ") + e.what(), "", "internal_error"));
+    }
+    metrics_.in_flight_delta(-1);
+    metrics_.http_request(endpoint, res.status);
+}
+
+void Api::route(const http::Request& req, http::Response& res, std::string& endpoint) {
+    std::string path = req.path;
+    if (path.size() > 1 && path.back() == '/') path.pop_back();
+    const std::string& m = req.method;
+
+    if (m == "OPTIONS") {  // CORS preflight
+        endpoint = "options";
+        res.status = 204;
+        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+        res.set_header("Access-Control-Max-Age", "86400");
+        return;
+    }
+    std::string api = path;
+    const bool v1 = api.rfind("/v1/", 0) == 0;
+    if (v1) api = api.substr(3);
+    auto need = [&](const char* method) {
+        if (m == method || (std::string(method) == "GET" && m == "HEAD")) return;
+        res.set_header("Allow", method);
+        throw ApiError(405, strprintf("Method Not Allowed: %s %s accepts only %s.", m.c_str(), req.path.c_str(), method), "",
+                       "method_not_allowed");
+    };
+    auto need_auth = [&] {
+        if (authorized(req)) return;
+        if (req.header("authorization").empty())
+            throw ApiError(401,
+                           "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                           "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                           "", "missing_api_key", "invalid_request_error");
+        throw ApiError(401, "Incorrect API key provided.", "", "invalid_api_key", "invalid_request_error");
+    };
+
+    if (api == "/chat/completions") {
+        endpoint = "/v1/chat/completions";
+        need_auth();
+        need("POST");
+        return chat_completions(req, res);
+    }
+    if (api == "/completions") {
+        endpoint = "/v1/completions";
+        need_auth();
+        need("POST");
+        return completions(req, res);
+    }
+    if (api == "/models" || api.rfind("/models/", 0) == 0) {
+        endpoint = "/v1/models";
+        need_auth();
+        need("GET");
+        return models(res, api == "/models" ? "" : api.substr(8));
+    }
+    if (path == "/health" || path == "/v1/health") {
+        endpoint = "/health";
+        need("GET");
+        auto st = eng_.stats();
+        json j = json::object();
+        j["status"] = shutting_down_ ? "shutting_down" : "ok";
+        j["slots"] = eng_.options().n_parallel;
+        j["active"] = st.active;
+        j["queued"] = st.queue_depth;
+        return set_json(res, shutting_down_ ? 503 : 200, j);
+    }
+    if (path == "/metrics") {
+        endpoint = "/metrics";
+        need("GET");
+        Metrics::Gauges g;
+        g.n_parallel = eng_.options().n_parallel;
+        g.open_connections = connections_ ? connections_() : 0;
+        res.body = metrics_.render(eng_.stats(), g);
+        res.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        return;
+    }
+    if (path == "/" || path == "/index.html") {
+        endpoint = "/";
+        need("GET");
+        res.body = webui_html();
+        res.set_header("Content-Type", "text/html; charset=utf-8");
+        res.set_header("Cache-Control", "no-cache");
+        return;
+    }
+    if (path == "/favicon.ico") {
+        endpoint = "/favicon.ico";
+        res.status = 204;
+        return;
+    }
+    throw ApiError(404, strprintf("Invalid URL (%s %s)", m.c_str(), req.path.c_str()), "", "not_found");
+}
+
+void Api::models(http::Response& res, const std::string& id) {
+    const auto& hp = eng_.model().hparams();
+    json mj = json::object();
+    mj["id"] = opt_.model_id;
+    mj["object"] = "model";
+    mj["created"] = created_;
+    mj["owned_by"] = "yiti";
+    mj["meta"] = json{{"architecture", hp.arch},
+                      {"n_vocab", hp.n_vocab},
+                      {"n_ctx_train", hp.n_ctx_train},
+                      {"n_ctx_per_seq", eng_.n_ctx_per_seq()},
+                      {"n_embd", hp.n_embd},
+                      {"n_layer", hp.n_layer}};
+    if (!id.empty()) {
+        if (id != opt_.model_id)
+            throw ApiError(404, strprintf("The model '%s' does not exist.", id.c_str()), "model", "model_not_found");
+        return set_json(res, 200, mj);
+    }
+    set_json(res, 200, json{{"object", "list"}, {"data", json::array({mj})}});
+}
+
+namespace {
+
+ChoiceSpec base_spec(const GenParams& p) {
+    ChoiceSpec s;
+    s.sampling = p.sampling;
+    s.ignore_eos = p.ignore_eos;
+    s.stop = p.stop;
+    s.want_logprobs = p.logprobs;
+    s.top_logprobs = p.top_logprobs;
+    return s;
+}
+
+// max_tokens within the context: a request may ask for more than fits (it then ends with
+// "length" when the context is full), as llama.cpp's server does.
+int64_t clamp_max_tokens(int64_t requested, int64_t n_prompt, int64_t n_ctx) {
+    const int64_t room = n_ctx - n_prompt;
+    return requested < 0 ? room : std::min(requested, room);
+}
+
+[[noreturn]] void too_long(int64_t n_prompt, int64_t n_ctx, const char* what) {
+    throw ApiError(400,
+                   strprintf("This model's maximum context length is %lld tokens. However, your %s resulted in %lld tokens. "
+                             "Please reduce the length of the %s.",
+                             (long long)n_ctx - 1, what, (long long)n_prompt, what),
+                   std::string(what) == "messages" ? "messages" : "prompt", "context_length_exceeded");
+}
+
+}  // namespace
+
+void Api::chat_completions(const http::Request& req, http::Response& res) {
+    const auto t0 = clock_type::now();
+    json body = parse_body(req.body);
+    ChatRequest cr = parse_chat_request(body, opt_.limits);
+
+    // Messages as the template sees them: text content, other fields passed through.
+    json msgs = json::array();
+    for (size_t i = 0; i < cr.messages.size(); ++i) {
+        json m = json::object();
+        const json& raw = cr.raw_messages[i];
+        for (auto it = raw.begin(); it != raw.end(); ++it)
+            if (it.key() != "content") m[it.key()] = it.value();
+        m["content"] = cr.messages[i].content_null ? json(nullptr) : json(cr.messages[i].content);
+        msgs.push_back(std::move(m));
+    }
+    std::string text;
+    try {
+        text = chat_.render(msgs, cr.add_generation_prompt, cr.template_kwargs);
+    } catch (const Error& e) {
+        throw ApiError(400, std::string("The chat template could not format these messages: ") + e.what(), "messages",
+                       "invalid_messages");
+    }
+    const std::string& bos = chat_.bos_text();
+    const bool add_bos = tok_.add_bos() && (bos.empty() || text.rfind(bos, 0) != 0);
+    std::vector<int32_t> prompt = tok_.encode(text, add_bos, /*parse_special=*/true);
+    const int64_t n_ctx = eng_.n_ctx_per_seq();
+    if (prompt.empty()) throw ApiError(400, "The messages give an empty prompt.", "messages", "invalid_messages");
+    if ((int64_t)prompt.size() >= n_ctx) too_long((int64_t)prompt.size(), n_ctx, "messages");
+
+    // A prompt that ends inside an open <think> makes the answer start in the reasoning.
+    size_t e = text.find_last_not_of(" \t\r\n");
+    const std::string trimmed = e == std::string::npos ? "" : text.substr(0, e + 1);
+    const bool start_in_reasoning =
+        trimmed.size() >= 7 && trimmed.compare(trimmed.size() - 7, 7, "<think>") == 0;
+
+    auto job = std::make_shared<GenJob>();
+    job->kind = ResponseBuilder::Kind::Chat;
+    job->p = cr.p;
+    job->t0 = t0;
+    job->prompt_tokens.push_back((int64_t)prompt.size());
+    for (int i = 0; i < cr.p.n; ++i) {
+        ChoiceSpec s = base_spec(cr.p);
+        s.prompt = prompt;
+        s.max_tokens = clamp_max_tokens(cr.p.max_tokens, (int64_t)prompt.size(), n_ctx);
+        s.split_reasoning = opt_.split_reasoning;
+        s.start_in_reasoning = opt_.split_reasoning && start_in_reasoning;
+        if (cr.p.seed_given) s.sampling.seed = cr.p.sampling.seed + (uint64_t)i;
+        job->specs.push_back(std::move(s));
+    }
+    job->echo.assign(job->specs.size(), "");
+    run(req, res, job);
+}
+
+void Api::completions(const http::Request& req, http::Response& res) {
+    const auto t0 = clock_type::now();
+    json body = parse_body(req.body);
+    CompletionRequest cr = parse_completion_request(body, opt_.limits);
+    const int64_t n_ctx = eng_.n_ctx_per_seq();
+    auto job = std::make_shared<GenJob>();
+    job->kind = ResponseBuilder::Kind::Completion;
+    job->p = cr.p;
+    job->t0 = t0;
+    for (size_t pi = 0; pi < cr.prompts.size(); ++pi) {
+        const PromptInput& in = cr.prompts[pi];
+        std::vector<int32_t> prompt = in.is_tokens ? in.tokens : tok_.encode(in.text, true, true);
+        const std::string param = cr.prompts.size() > 1 ? strprintf("prompt[%zu]", pi) : "prompt";
+        if (prompt.empty())
+            throw ApiError(400, strprintf("Invalid '%s': the prompt is empty.", param.c_str()), param, "invalid_value");
+        if ((int64_t)prompt.size() >= n_ctx) too_long((int64_t)prompt.size(), n_ctx, "prompt");
+        job->prompt_tokens.push_back((int64_t)prompt.size());
+        const std::string echo = cr.echo ? (in.is_tokens ? tok_.decode(in.tokens) : in.text) : "";
+        for (int i = 0; i < cr.p.n; ++i) {
+            ChoiceSpec s = base_spec(cr.p);
+            s.prompt = prompt;
+            s.max_tokens = clamp_max_tokens(cr.p.max_tokens, (int64_t)prompt.size(), n_ctx);
+            s.continuation = true;
+            if (cr.p.seed_given) s.sampling.seed = cr.p.sampling.seed + (uint64_t)job->specs.size();
+            job->specs.push_back(std::move(s));
+            job->echo.push_back(echo);
+        }
+    }
+    run(req, res, job);
+}
+
+namespace {
+
+std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
+
+std::string log_note(const Usage& u, const std::vector<std::string>& reasons, double ttft) {
+    std::string r;
+    for (auto& x : reasons) r += (r.empty() ? "" : ",") + x;
+    std::string s = strprintf("prompt=%lld cached=%lld gen=%lld finish=%s", (long long)u.prompt_tokens,
+                              (long long)u.cached_tokens, (long long)u.completion_tokens, r.c_str());
+    if (ttft >= 0) s += strprintf(" ttft=%.0fms", ttft * 1000);
+    return s;
+}
+
+}  // namespace
+
+void Api::run(const http::Request& req, http::Response& res, std::shared_ptr<GenJob> job) {
+    const GenParams& p = job->p;
+    job->rb = std::make_unique<ResponseBuilder>(job->kind, tok_, opt_.model_id, p.logprobs, p.top_logprobs);
+    job->rb->set_include_usage(p.include_usage);
+    auto gen = std::make_shared<Generation>(eng_, tok_, job->t0);
+    track(gen.get(), true);
+    // Keeps the generation registered (for shutdown) while anything still uses it.
+    struct Tracker {
+        Api* api;
+        std::shared_ptr<Generation> g;
+        ~Tracker() { api->track(g.get(), false); }
+    };
+    std::shared_ptr<Tracker> untrack(new Tracker{this, gen});
+    try {
+        gen->start(job->specs);
+    } catch (const Error& e) {
+        throw ApiError(400, e.what(), "", "invalid_request");
+    }
+
+    // Bookkeeping shared by both answer forms.
+    struct Tally {
+        Usage u;
+        std::vector<ChoiceResult> results;
+        std::vector<std::string> reasons;
+        double first_ttft = -1;
+    };
+    auto tally = std::make_shared<Tally>();
+    tally->results.resize(job->specs.size());
+    for (auto n : job->prompt_tokens) tally->u.prompt_tokens += n;
+    auto account = [this, tally, job](const ChoiceDelta& d) {
+        auto& r = tally->results[(size_t)d.index];
+        r.finished = true;
+        r.finish_reason = d.finish_reason;
+        r.error = d.error;
+        r.n_generated = d.n_generated;
+        r.n_cached = d.n_cached;
+        tally->u.completion_tokens += d.n_generated;
+        // Cached prompt tokens: once per prompt (its first choice).
+        if ((size_t)d.index % (size_t)job->p.n == 0) tally->u.cached_tokens += d.n_cached;
+        tally->reasons.push_back(d.finish_reason);
+        metrics_.completion_finished(d.finish_reason, d.n_prompt, d.n_generated);
+        if (d.ttft_s >= 0) {
+            metrics_.time_to_first_token(d.ttft_s);
+            if (tally->first_ttft < 0 || d.ttft_s < tally->first_ttft) tally->first_ttft = d.ttft_s;
+        }
+        if (d.tpot_s >= 0) metrics_.time_per_output_token(d.tpot_s);
+    };
+
+    if (!p.stream) {
+        std::vector<ChoiceDelta> ds;
+        while (!gen->finished()) {
+            ds.clear();
+            gen->wait(ds, 100);
+            for (auto& d : ds) {
+                auto& r = tally->results[(size_t)d.index];
+                r.content += d.content;
+                r.reasoning += d.reasoning;
+                for (auto& lp : d.logprobs) r.logprobs.push_back(std::move(lp));
+                if (d.finished) account(d);
+            }
+            if (!gen->finished() && req.client_gone && req.client_gone()) gen->cancel("client_gone");
+        }
+        metrics_.request_duration(std::chrono::duration<double>(clock_type::now() - job->t0).count());
+        res.log_note = log_note(tally->u, tally->reasons, tally->first_ttft);
+        const std::string why = gen->cancel_reason();
+        if (why == "shutdown") throw ApiError(503, "The server is shutting down.", "", "server_shutting_down");
+        if (why == "client_gone") throw ApiError(499, "The client closed the connection.", "", "client_closed");
+        for (auto& r : tally->results)
+            if (r.finish_reason == "error")
+                throw ApiError(500, "The generation failed: " + r.error, "", "generation_failed");
+        const json out = job->kind == ResponseBuilder::Kind::Chat ? job->rb->chat_completion(tally->results, tally->u)
+                                                                  : job->rb->text_completion(tally->results, tally->u, job->echo);
+        set_json(res, 200, out);
+        return;
+    }
+
+    // Streaming: server-sent events, written from this thread as the deltas arrive.
+    res.status = 200;
+    res.set_header("Content-Type", "text/event-stream; charset=utf-8");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    http::Response* resp = &res;
+    const int keepalive_ms = opt_.sse_keepalive_seconds * 1000;
+    res.stream = [this, gen, job, tally, account, untrack, resp, keepalive_ms](http::Stream& st) {
+        ResponseBuilder& rb = *job->rb;
+        const bool chat = job->kind == ResponseBuilder::Kind::Chat;
+        bool alive = true;
+        auto send = [&](const std::string& s) {
+            if (alive && !st.write(s)) {
+                alive = false;
+                gen->cancel("client_gone");
+            }
+        };
+        std::vector<size_t> offsets(job->specs.size(), 0);  // completion text offsets so far
+        for (size_t i = 0; i < job->specs.size(); ++i) {
+            if (chat) send(sse(rb.chat_role_chunk((int)i)));
+            if (!chat && !job->echo[i].empty()) {
+                send(sse(rb.text_chunk((int)i, job->echo[i], {}, 0, nullptr)));
+                offsets[i] = job->echo[i].size();
+            }
+        }
+        auto last_write = clock_type::now();
+        std::vector<ChoiceDelta> ds;
+        std::string failure;  // an error event to end the stream with
+        while (!gen->finished()) {
+            ds.clear();
+            if (!gen->wait(ds, 100)) {
+                if (alive && st.client_gone()) {
+                    alive = false;
+                    gen->cancel("client_gone");
+                }
+                if (alive && clock_type::now() - last_write > std::chrono::milliseconds(keepalive_ms)) {
+                    send(": keep-alive\n\n");
+                    last_write = clock_type::now();
+                }
+                continue;
+            }
+            for (auto& d : ds) {
+                const bool has_text = !d.content.empty() || !d.reasoning.empty() || !d.logprobs.empty();
+                if (has_text) {
+                    if (chat) {
+                        send(sse(rb.chat_delta_chunk(d.index, d.content, d.reasoning, d.logprobs)));
+                    } else {
+                        send(sse(rb.text_chunk(d.index, d.content, d.logprobs, job->echo[(size_t)d.index].size(), nullptr)));
+                    }
+                    offsets[(size_t)d.index] += d.content.size();
+                }
+                if (!d.finished) continue;
+                account(d);
+                if (d.finish_reason == "error") {
+                    failure = "The generation failed: " + d.error;
+                } else if (d.finish_reason == "cancelled") {
+                    if (failure.empty()) failure = "The generation was cancelled.";
+                } else if (chat) {
+                    send(sse(rb.chat_finish_chunk(d.index, d.finish_reason)));
+                } else {
+                    send(sse(rb.text_chunk(d.index, "", {}, 0, ResponseBuilder::wire_finish_reason(d.finish_reason))));
+                }
+            }
+            last_write = clock_type::now();
+        }
+        const std::string why = gen->cancel_reason();
+        if (why == "shutdown") failure = "The server is shutting down; the generation was stopped.";
+        if (!failure.empty()) {
+            ApiError e(why == "shutdown" ? 503 : 500, failure, "", why == "shutdown" ? "server_shutting_down" : "generation_failed");
+            send(sse(error_object(e)));
+        } else if (job->p.include_usage) {
+            send(sse(rb.usage_chunk(tally->u)));
+        }
+        send("data: [DONE]\n\n");
+        metrics_.request_duration(std::chrono::duration<double>(clock_type::now() - job->t0).count());
+        resp->log_note = log_note(tally->u, tally->reasons, tally->first_ttft) + (alive ? "" : " client_gone");
+    };
+}
+
+}  // namespace yiti::server

@@ -1,0 +1,78 @@
+// The OpenAI-compatible API over the engine: routing, authentication, the generation endpoints
+// (streaming and not), models, health, metrics and the web page.
+//
+//   POST /v1/chat/completions   POST /v1/completions   (also without the /v1 prefix)
+//   GET  /v1/models  /v1/models/{id}   GET /health   GET /metrics   GET /  (web chat)
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "engine/engine.h"
+#include "server/chat_prompt.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/oai_request.h"
+
+namespace yiti {
+class Tokenizer;
+}
+
+namespace yiti::server {
+
+class Generation;
+
+struct ApiOptions {
+    std::string model_id;          // what /v1/models lists and responses name
+    std::string api_key;           // "" : no authentication
+    bool split_reasoning = true;   // <think> ... </think> -> reasoning_content in chat answers
+    RequestLimits limits;
+    int sse_keepalive_seconds = 10;  // a comment line on a stream that has been quiet this long
+};
+
+class Api {
+public:
+    Api(engine::Engine& eng, const Tokenizer& tok, const ChatPrompt& chat, ApiOptions opt);
+    ~Api();
+
+    void handle(const http::Request& req, http::Response& res);
+
+    // New generation requests get 503; running ones are cancelled and end their streams with an
+    // error event and [DONE].
+    void begin_shutdown();
+    bool shutting_down() const { return shutting_down_.load(); }
+    int generations_in_flight() const;
+
+    Metrics& metrics() { return metrics_; }
+    void set_connection_counter(std::function<int()> f) { connections_ = std::move(f); }
+
+private:
+    struct GenJob;
+    void route(const http::Request& req, http::Response& res, std::string& endpoint);
+    void chat_completions(const http::Request& req, http::Response& res);
+    void completions(const http::Request& req, http::Response& res);
+    void run(const http::Request& req, http::Response& res, std::shared_ptr<GenJob> job);
+    void models(http::Response& res, const std::string& id);
+    bool authorized(const http::Request& req) const;
+    void track(Generation* g, bool add);
+
+    engine::Engine& eng_;
+    const Tokenizer& tok_;
+    const ChatPrompt& chat_;
+    ApiOptions opt_;
+    Metrics metrics_;
+    std::function<int()> connections_;
+    std::atomic<bool> shutting_down_{false};
+    mutable std::mutex mu_;
+    std::unordered_set<Generation*> live_;
+    int64_t created_;
+};
+
+// Sends a JSON body with the right content type.
+void set_json(http::Response& res, int status, const json& body);
+void set_error(http::Response& res, const ApiError& e);
+
+}  // namespace yiti::server
