@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -73,9 +74,9 @@ constexpr double kMinTermAbs = 0x1p-25;
 //   Q5_0   d = amax/16, top code clips: amax/16, + 16 d 2^-11                          -> 0.0630
 //   Q5_1   half a step of (max-min)/31 <= amax/31, + 3 amax 2^-11                      -> 0.0337
 //   Q8_0   half a step of amax/127, + 127 d 2^-11                                       -> 0.00443
-//   IQ4_NL the least-squares scale lands near amax/127 .. amax/113; the widest table gap (24,
-//          between 89 and 113) halved, or clipping at the ends, stays below 0.125 amax; measured
-//          worst case on the test data is about 0.1 amax.
+//   IQ4_NL no closed form (the scale is a least-squares fit): with d near amax/127 .. amax/113 the
+//          widest table gap (24, between 89 and 113) halved is ~0.1 amax; the measured worst case
+//          over 20000 random blocks (Gaussian, shifted, with outliers) is 0.114 amax -> 0.125.
 // F16 / BF16 round to nearest: relative 2^-11 / 2^-8 per element (normal range), F32 exact; below
 // half's normal range (2^-14) the F16 error is at most half its subnormal step, 2^-25.
 constexpr double kHalfSubnormalAbs = 0x1p-25;
@@ -426,6 +427,15 @@ TEST_P(OpsFloatLegacy, ActivationRoundTrip) {
 }
 
 std::string type_name(const ::testing::TestParamInfo<DType>& info) { return yiti::dtype_name(info.param); }
+
+}  // namespace
+
+namespace yiti {
+// gtest prints the parameter of a failing test with this (internal linkage: no clash with other tests).
+[[maybe_unused]] static void PrintTo(DType t, std::ostream* os) { *os << dtype_name(t); }
+}  // namespace yiti
+
+namespace {
 
 INSTANTIATE_TEST_SUITE_P(Float, OpsFloatLegacy, ::testing::Values(DType::F32, DType::F16, DType::BF16), type_name);
 INSTANTIATE_TEST_SUITE_P(Legacy, OpsFloatLegacy,
