@@ -91,6 +91,7 @@ int cmd_serve(int argc, char** argv) {
     auto tok = Tokenizer::from_gguf(m->file());
     std::string tmpl_src = template_file.empty() ? "" : read_file(template_file);
     server::ChatPrompt chat(m->file(), *tok, tmpl_src);
+    if (chat.is_fallback()) fprintf(stderr, "yiti serve: %s; using ChatML\n", chat.fallback_reason().c_str());
 
     engine::EngineOptions eo;
     eo.n_threads = threads;

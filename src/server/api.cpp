@@ -8,6 +8,7 @@
 #include "server/generation.h"
 #include "server/oai_response.h"
 #include "server/webui.h"
+#include "tokenizer/reasoning.h"
 #include "tokenizer/tokenizer.h"
 
 namespace yiti::server {
@@ -146,6 +147,12 @@ void Api::route(const http::Request& req, http::Response& res, std::string& endp
         need("GET");
         return models(res, api == "/models" ? "" : api.substr(8));
     }
+    if (path == "/tokenize" || path == "/detokenize" || path == "/apply-template") {
+        endpoint = path;
+        need_auth();
+        need("POST");
+        return utility(req, res, path);
+    }
     if (path == "/health" || path == "/v1/health") {
         endpoint = "/health";
         need("GET");
@@ -181,6 +188,67 @@ void Api::route(const http::Request& req, http::Response& res, std::string& endp
         return;
     }
     throw ApiError(404, strprintf("Invalid URL (%s %s)", m.c_str(), req.path.c_str()), "", "not_found");
+}
+
+// llama.cpp-server-style helpers: /tokenize {"content", "add_special", "parse_special", "with_pieces"},
+// /detokenize {"tokens"}, /apply-template {"messages"} -> {"prompt"}.
+void Api::utility(const http::Request& req, http::Response& res, const std::string& path) {
+    json b = parse_body(req.body);
+    if (path == "/tokenize") {
+        auto it = b.find("content");
+        if (it == b.end() || !it->is_string())
+            throw ApiError(400, "Missing required parameter: 'content' (a string).", "content", "missing_required_parameter");
+        auto flag = [&](const char* k, bool def) {
+            auto f = b.find(k);
+            if (f == b.end() || f->is_null()) return def;
+            if (!f->is_boolean()) throw ApiError(400, strprintf("Invalid type for '%s': expected a boolean.", k), k, "invalid_type");
+            return f->get<bool>();
+        };
+        const bool add_special = flag("add_special", false), parse_special = flag("parse_special", true);
+        const bool with_pieces = flag("with_pieces", false);
+        std::vector<int32_t> ids = tok_.encode(it->get<std::string>(), add_special, parse_special);
+        json toks = json::array();
+        for (int32_t id : ids) {
+            if (with_pieces)
+                toks.push_back(json{{"id", id}, {"piece", tok_.token_to_piece(id, true)}});
+            else
+                toks.push_back(id);
+        }
+        return set_json(res, 200, json{{"tokens", toks}});
+    }
+    if (path == "/detokenize") {
+        auto it = b.find("tokens");
+        if (it == b.end() || !it->is_array())
+            throw ApiError(400, "Missing required parameter: 'tokens' (an array of token ids).", "tokens", "missing_required_parameter");
+        std::vector<int32_t> ids;
+        for (auto& t : *it) {
+            if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= tok_.n_vocab())
+                throw ApiError(400, "Invalid 'tokens': every entry must be a token id of this model.", "tokens", "invalid_value");
+            ids.push_back(t.get<int32_t>());
+        }
+        return set_json(res, 200, json{{"content", tok_.decode(ids)}});
+    }
+    ChatRequest cr = parse_chat_request(b, opt_.limits);
+    return set_json(res, 200, json{{"prompt", render_chat(cr)}});
+}
+
+std::string Api::render_chat(const ChatRequest& cr) const {
+    // Messages as the template sees them: text content, other fields passed through.
+    json msgs = json::array();
+    for (size_t i = 0; i < cr.messages.size(); ++i) {
+        json m = json::object();
+        const json& raw = cr.raw_messages[i];
+        for (auto it = raw.begin(); it != raw.end(); ++it)
+            if (it.key() != "content") m[it.key()] = it.value();
+        m["content"] = cr.messages[i].content_null ? json(nullptr) : json(cr.messages[i].content);
+        msgs.push_back(std::move(m));
+    }
+    try {
+        return chat_.render(msgs, cr.add_generation_prompt, cr.template_kwargs);
+    } catch (const Error& e) {
+        throw ApiError(400, std::string("The chat template could not format these messages: ") + e.what(), "messages",
+                       "invalid_messages");
+    }
 }
 
 void Api::models(http::Response& res, const std::string& id) {
@@ -238,23 +306,7 @@ void Api::chat_completions(const http::Request& req, http::Response& res) {
     json body = parse_body(req.body);
     ChatRequest cr = parse_chat_request(body, opt_.limits);
 
-    // Messages as the template sees them: text content, other fields passed through.
-    json msgs = json::array();
-    for (size_t i = 0; i < cr.messages.size(); ++i) {
-        json m = json::object();
-        const json& raw = cr.raw_messages[i];
-        for (auto it = raw.begin(); it != raw.end(); ++it)
-            if (it.key() != "content") m[it.key()] = it.value();
-        m["content"] = cr.messages[i].content_null ? json(nullptr) : json(cr.messages[i].content);
-        msgs.push_back(std::move(m));
-    }
-    std::string text;
-    try {
-        text = chat_.render(msgs, cr.add_generation_prompt, cr.template_kwargs);
-    } catch (const Error& e) {
-        throw ApiError(400, std::string("The chat template could not format these messages: ") + e.what(), "messages",
-                       "invalid_messages");
-    }
+    const std::string text = render_chat(cr);
     const std::string& bos = chat_.bos_text();
     const bool add_bos = tok_.add_bos() && (bos.empty() || text.rfind(bos, 0) != 0);
     std::vector<int32_t> prompt = tok_.encode(text, add_bos, /*parse_special=*/true);
@@ -263,10 +315,7 @@ void Api::chat_completions(const http::Request& req, http::Response& res) {
     if ((int64_t)prompt.size() >= n_ctx) too_long((int64_t)prompt.size(), n_ctx, "messages");
 
     // A prompt that ends inside an open <think> makes the answer start in the reasoning.
-    size_t e = text.find_last_not_of(" \t\r\n");
-    const std::string trimmed = e == std::string::npos ? "" : text.substr(0, e + 1);
-    const bool start_in_reasoning =
-        trimmed.size() >= 7 && trimmed.compare(trimmed.size() - 7, 7, "<think>") == 0;
+    const bool start_in_reasoning = prompt_ends_in_reasoning(text);
 
     auto job = std::make_shared<GenJob>();
     job->kind = ResponseBuilder::Kind::Chat;

@@ -3,6 +3,7 @@
 //
 //   POST /v1/chat/completions   POST /v1/completions   (also without the /v1 prefix)
 //   GET  /v1/models  /v1/models/{id}   GET /health   GET /metrics   GET /  (web chat)
+//   POST /tokenize  /detokenize  /apply-template  (as llama.cpp's server has them)
 #pragma once
 #include <atomic>
 #include <functional>
@@ -56,6 +57,8 @@ private:
     void completions(const http::Request& req, http::Response& res);
     void run(const http::Request& req, http::Response& res, std::shared_ptr<GenJob> job);
     void models(http::Response& res, const std::string& id);
+    void utility(const http::Request& req, http::Response& res, const std::string& path);
+    std::string render_chat(const ChatRequest& cr) const;
     bool authorized(const http::Request& req) const;
     void track(Generation* g, bool add);
 

@@ -1,12 +1,12 @@
 // Chat messages to prompt text: the model's Jinja chat template (tokenizer.chat_template, or one
-// given on the command line), ChatML when the model has none.
+// given on the command line), ChatML when the model has none or its template does not parse.
 #pragma once
 #include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/jinja.h"
+#include "tokenizer/chat_template.h"
 
 namespace yiti {
 class Tokenizer;
@@ -20,7 +20,8 @@ namespace yiti::server {
 class ChatPrompt {
 public:
     // template_source: a template to use instead of the model's ("" for the model's own).
-    // Throws yiti::Error when the template does not parse.
+    // Throws yiti::Error when a given template does not parse (the model's own falls back to
+    // ChatML with a warning).
     ChatPrompt(const gguf::File& f, const Tokenizer& tok, const std::string& template_source = "");
 
     // Renders the conversation; throws yiti::Error when the template fails (e.g. raise_exception
@@ -29,15 +30,13 @@ public:
                        const nlohmann::ordered_json& extra_context) const;
 
     bool is_fallback() const { return fallback_; }
+    const std::string& fallback_reason() const { return why_; }
     const std::string& bos_text() const { return bos_; }
 
 private:
-    jinja::Template tmpl_;
+    std::unique_ptr<ChatTemplate> tmpl_;
     bool fallback_ = false;
-    std::string bos_, eos_;
+    std::string bos_, eos_, why_;
 };
-
-// The ChatML template used when a model has none.
-extern const char* const k_chatml_template;
 
 }  // namespace yiti::server

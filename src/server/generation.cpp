@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "server/reasoning_adapter.h"
 #include "server/stop_matcher.h"
+#include "tokenizer/reasoning.h"
 
 namespace yiti::server {
 
@@ -23,7 +23,7 @@ struct Generation::Choice {
     ChoiceSpec spec;
     std::unique_ptr<StreamDecoder> dec;
     StopMatcher stop;
-    ReasoningAdapter think;
+    std::unique_ptr<ReasoningSplitter> think;
     size_t decoded = 0;  // bytes the decoder produced
     std::deque<TokenLogprob> pending_lp;  // tokens whose text is not out yet
     bool done = false;
@@ -37,7 +37,7 @@ namespace {
 void emit_text(Generation::Choice& ch, const std::string& raw, ChoiceDelta& d) {
     if (raw.empty()) return;
     if (ch.spec.split_reasoning) {
-        auto out = ch.think.push(raw);
+        auto out = ch.think->push(raw);
         d.reasoning += out.reasoning;
         d.content += out.content;
     } else {
@@ -76,7 +76,7 @@ void Generation::start(const std::vector<ChoiceSpec>& specs) {
         // decoder's "first token" state, and an out-of-range id decodes to nothing.
         if (ch->spec.continuation) ch->dec->push(-1);
         ch->stop = StopMatcher(ch->spec.stop);
-        ch->think = ReasoningAdapter(ch->spec.start_in_reasoning);
+        ch->think = std::make_unique<ReasoningSplitter>(ch->spec.start_in_reasoning);
         choices_.push_back(ch);
     }
     for (size_t i = 0; i < specs.size(); ++i) {
@@ -104,7 +104,7 @@ void Generation::start(const std::vector<ChoiceSpec>& specs) {
                     emit_text(*ch, out, d);
                 }
                 if (ch->spec.split_reasoning) {
-                    auto rest = ch->think.flush();
+                    auto rest = ch->think->finish();
                     d.reasoning += rest.reasoning;
                     d.content += rest.content;
                 }

@@ -466,7 +466,8 @@ bool Server::handle_one(Conn& c, bool* keep_alive) {
         *keep_alive = false;
         return false;
     };
-    if (head_end == std::string::npos) return send_error(431, "the request line and headers are too large");
+    if (head_end == std::string::npos || head_end > opt_.max_header_bytes)
+        return send_error(431, "the request line and headers are too large");
 
     std::string_view head(c.buf.data(), head_end);
     // Request line.
