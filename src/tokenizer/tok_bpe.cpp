@@ -15,6 +15,7 @@ struct Symbol {
     int next;
     uint32_t start;  // byte offset in the word
     uint32_t len;    // 0 once merged into its left neighbour
+    int32_t id;      // the token with this text, -1 when there is none
 };
 
 struct Bigram {
@@ -53,7 +54,8 @@ void Tokenizer::Impl::tokenize_bpe(std::string_view raw, std::vector<int32_t>& o
         syms.clear();
         for (size_t off = 0; off < word.size();) {
             const size_t len = std::min(word.size() - off, tok::utf8_len(uint8_t(word[off])));
-            syms.push_back(Symbol{int(syms.size()) - 1, -1, uint32_t(off), uint32_t(len)});
+            syms.push_back(Symbol{int(syms.size()) - 1, -1, uint32_t(off), uint32_t(len),
+                                  lookup(std::string_view(word.data() + off, len))});
             off += len;
         }
         for (size_t i = 0; i + 1 < syms.size(); ++i) syms[i].next = int(i + 1);
@@ -62,7 +64,7 @@ void Tokenizer::Impl::tokenize_bpe(std::string_view raw, std::vector<int32_t>& o
             if (l < 0 || r < 0) return;
             const std::string_view a(word.data() + syms[l].start, syms[l].len);
             const std::string_view b(word.data() + syms[r].start, syms[r].len);
-            const int rank = bpe_rank(a, b);
+            const int rank = bpe_rank(a, syms[l].id, b, syms[r].id);
             if (rank < 0) return;
             queue.push(Bigram{l, r, rank, syms[l].len, syms[r].len});
         };
@@ -76,6 +78,7 @@ void Tokenizer::Impl::tokenize_bpe(std::string_view raw, std::vector<int32_t>& o
             if (l.len == 0 || r.len == 0 || l.len != bg.len_left || r.len != bg.len_right) continue;
             l.len += r.len;
             r.len = 0;
+            l.id = lookup(std::string_view(word.data() + l.start, l.len));
             l.next = r.next;
             if (r.next >= 0) syms[r.next].prev = bg.left;
             try_pair(l.prev, bg.left);
@@ -85,12 +88,11 @@ void Tokenizer::Impl::tokenize_bpe(std::string_view raw, std::vector<int32_t>& o
         for (int i = 0; i >= 0; i = syms[i].next) {
             const Symbol& s = syms[i];
             if (s.len == 0) continue;
-            const std::string_view piece(word.data() + s.start, s.len);
-            const int32_t id = lookup(piece);
-            if (id >= 0) {
-                out.push_back(id);
+            if (s.id >= 0) {
+                out.push_back(s.id);
                 continue;
             }
+            const std::string_view piece(word.data() + s.start, s.len);
             // Not a token: each byte of the piece on its own, where that is a token.
             for (char c : piece) {
                 const int32_t bid = lookup(std::string_view(&c, 1));

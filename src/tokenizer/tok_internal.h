@@ -1,6 +1,7 @@
 // Shared internals of the tokenizer implementation (not part of the public API).
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -26,18 +27,73 @@ enum Attr : uint32_t {
     ATTR_RSTRIP = 1u << 9,  // eat whitespace after it
 };
 
-struct SvHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+inline uint64_t hash_bytes(std::string_view s) {  // FNV-1a
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
+    return h ^ (h >> 31);
+}
+
+// Token text -> id, an open-addressing table over the vocabulary's own strings (no copies).
+// When a text occurs twice, the later id wins, as in llama.cpp.
+class TokenIndex {
+public:
+    // `texts` must outlive the index and not change. Returns the number of duplicate texts.
+    size_t build(const std::vector<std::string>& texts);
+    int32_t find(std::string_view s) const {
+        if (slots_.empty()) return -1;
+        const uint64_t h = hash_bytes(s);
+        const uint32_t tag = uint32_t(h >> 32);
+        for (size_t i = size_t(h) & mask_;; i = (i + 1) & mask_) {
+            const uint64_t e = slots_[i];
+            if (e == 0) return -1;
+            if (uint32_t(e >> 32) == tag) {
+                const int32_t id = int32_t(uint32_t(e) - 1);
+                if ((*texts_)[size_t(id)] == s) return id;
+            }
+        }
+    }
+
+private:
+    std::vector<uint64_t> slots_;  // (tag << 32) | (id + 1); 0 = empty
+    size_t mask_ = 0;
+    const std::vector<std::string>* texts_ = nullptr;
 };
-using TokenMap = std::unordered_map<std::string, int32_t, SvHash, std::equal_to<>>;
+
+// (left id, right id) -> merge rank, open addressing. The first insertion of a key wins.
+class PairIndex {
+public:
+    void reserve(size_t n);
+    void insert(uint64_t key, int32_t value);
+    int32_t find(uint64_t key) const {
+        if (slots_.empty()) return -1;
+        for (size_t i = slot_of(key);; i = (i + 1) & mask_) {
+            const Entry& e = slots_[i];
+            if (e.key == key) return e.value;
+            if (e.key == kEmpty) return -1;
+        }
+    }
+    static uint64_t key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+
+private:
+    static constexpr uint64_t kEmpty = ~uint64_t(0);
+    struct Entry {
+        uint64_t key;
+        int32_t value;
+    };
+    size_t slot_of(uint64_t k) const {
+        k *= 0x9E3779B97F4A7C15ull;
+        return size_t(k ^ (k >> 29)) & mask_;
+    }
+    std::vector<Entry> slots_;
+    size_t mask_ = 0;
+    size_t count_ = 0;
+};
 
 using SvPair = std::pair<std::string_view, std::string_view>;
 struct SvPairHash {
     size_t operator()(const SvPair& p) const noexcept {
-        const size_t a = std::hash<std::string_view>{}(p.first);
-        const size_t b = std::hash<std::string_view>{}(p.second);
-        return a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+        const uint64_t a = hash_bytes(p.first), b = hash_bytes(p.second);
+        return size_t(a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2)));
     }
 };
 
@@ -86,7 +142,7 @@ struct Tokenizer::Impl {
     std::vector<float> score;
     std::vector<uint32_t> attr;
     std::vector<TokenType> ttype;
-    tok::TokenMap token_to_id;
+    tok::TokenIndex index;
     size_t max_token_len = 0;
 
     int32_t bos = -1, eos = -1, eot = -1, eom = -1, unk = -1, sep = -1, pad = -1, mask = -1, nl = -1;
@@ -103,21 +159,23 @@ struct Tokenizer::Impl {
     std::vector<int32_t> eog;             // sorted
     std::vector<uint8_t> eog_flag;        // per token
 
-    // BPE
-    std::vector<std::string> merge_store;  // owns the strings the rank keys point into
-    std::unordered_map<tok::SvPair, int32_t, tok::SvPairHash> ranks;
+    // BPE merge ranks: by token ids when both sides are tokens (the normal case), by text
+    // otherwise (merges of strings the vocabulary lacks).
+    tok::PairIndex ranks;
+    std::deque<std::string> odd_merge_text;  // owns the strings odd_ranks points into
+    std::unordered_map<tok::SvPair, int32_t, tok::SvPairHash> odd_ranks;
     std::unique_ptr<tok::PreTokenizer> pretok;
 
     std::vector<std::string> warnings;
 
     int32_t n_tokens() const { return int32_t(text.size()); }
-    int32_t lookup(std::string_view s) const {
-        auto it = token_to_id.find(s);
-        return it == token_to_id.end() ? -1 : it->second;
-    }
-    int32_t bpe_rank(std::string_view a, std::string_view b) const {
-        auto it = ranks.find(tok::SvPair(a, b));
-        return it == ranks.end() ? -1 : it->second;
+    int32_t lookup(std::string_view s) const { return index.find(s); }
+    // Rank of merging a (token id ia, -1 when not a token) with b, -1 when there is no such merge.
+    int32_t bpe_rank(std::string_view a, int32_t ia, std::string_view b, int32_t ib) const {
+        if (ia >= 0 && ib >= 0) return ranks.find(tok::PairIndex::key(ia, ib));
+        if (odd_ranks.empty()) return -1;
+        auto it = odd_ranks.find(tok::SvPair(a, b));
+        return it == odd_ranks.end() ? -1 : it->second;
     }
     // SentencePiece byte fallback token for one byte: <0xNN>, else the byte itself, else unk.
     int32_t spm_byte_token(uint8_t b) const;

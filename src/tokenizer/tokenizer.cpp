@@ -119,6 +119,65 @@ struct Fragment {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// indexes
+
+namespace tok {
+
+size_t TokenIndex::build(const std::vector<std::string>& texts) {
+    texts_ = &texts;
+    size_t cap = 16;
+    while (cap < texts.size() * 2) cap <<= 1;
+    slots_.assign(cap, 0);
+    mask_ = cap - 1;
+    size_t dup = 0;
+    for (size_t id = 0; id < texts.size(); ++id) {
+        const uint64_t h = hash_bytes(texts[id]);
+        const uint32_t tag = uint32_t(h >> 32);
+        for (size_t i = size_t(h) & mask_;; i = (i + 1) & mask_) {
+            uint64_t& e = slots_[i];
+            if (e == 0) {
+                e = (uint64_t(tag) << 32) | uint64_t(id + 1);
+                break;
+            }
+            if (uint32_t(e >> 32) == tag && texts[uint32_t(e) - 1] == texts[id]) {
+                e = (uint64_t(tag) << 32) | uint64_t(id + 1);  // the later id wins
+                ++dup;
+                break;
+            }
+        }
+    }
+    return dup;
+}
+
+void PairIndex::reserve(size_t n) {
+    size_t cap = 16;
+    while (cap < n * 2) cap <<= 1;
+    slots_.assign(cap, Entry{kEmpty, -1});
+    mask_ = cap - 1;
+    count_ = 0;
+}
+
+void PairIndex::insert(uint64_t k, int32_t value) {
+    if (slots_.empty() || (count_ + 1) * 2 > slots_.size()) {
+        std::vector<Entry> old = std::move(slots_);
+        reserve(std::max<size_t>(16, old.size()));
+        for (const Entry& e : old)
+            if (e.key != kEmpty) insert(e.key, e.value);
+    }
+    for (size_t i = slot_of(k);; i = (i + 1) & mask_) {
+        Entry& e = slots_[i];
+        if (e.key == k) return;  // the first insertion keeps its value
+        if (e.key == kEmpty) {
+            e = Entry{k, value};
+            ++count_;
+            return;
+        }
+    }
+}
+
+}  // namespace tok
+
+// ---------------------------------------------------------------------------------------------
 // loading
 
 Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
@@ -202,24 +261,19 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     m.text.resize(n);
     m.score.assign(n, 0.0f);
     m.attr.assign(n, ATTR_NORMAL);
-    m.token_to_id.reserve(n);
-    size_t n_empty = 0, n_dup = 0;
+    size_t n_empty = 0;
     for (size_t i = 0; i < n; ++i) {
-        std::string word = toks->array_str[i];
+        std::string& word = m.text[i];
+        word = toks->array_str[i];
         if (word.empty()) {
             ++n_empty;
             word = "[EMPTY_" + std::to_string(i) + "]";
         }
-        auto [it, inserted] = m.token_to_id.try_emplace(word, int32_t(i));
-        if (!inserted) {
-            ++n_dup;
-            it->second = int32_t(i);  // the last entry wins, as in llama.cpp
-        }
         m.max_token_len = std::max(m.max_token_len, word.size());
-        m.text[i] = std::move(word);
         if (scores) m.score[i] = float(scores->array_number(i));
         if (types) m.attr[i] = attr_from_type(types->array_int(i));
     }
+    const size_t n_dup = m.index.build(m.text);
     if (n_empty) warn(strprintf("%zu empty token(s) renamed to [EMPTY_<id>]", n_empty));
     if (n_dup) warn(strprintf("%zu duplicate token text(s); the last id wins when encoding", n_dup));
 
@@ -227,24 +281,30 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     if (m.type == VocabType::BPE) {
         const gguf::Value* merges = f.get_array("tokenizer.ggml.merges", gguf::ValueType::STRING);
         if (!merges) throw Error("tokenizer: " + f.path() + ": gpt2 tokenizer without tokenizer.ggml.merges");
-        m.merge_store = merges->array_str;
-        m.ranks.reserve(m.merge_store.size());
+        const std::vector<std::string>& list = merges->array_str;
+        m.ranks.reserve(list.size());
         size_t n_bad = 0, n_unknown = 0;
-        for (size_t i = 0; i < m.merge_store.size(); ++i) {
-            const std::string_view w = m.merge_store[i];
+        for (size_t i = 0; i < list.size(); ++i) {
+            const std::string_view w = list[i];
             const size_t sp = w.size() > 1 ? w.find(' ', 1) : std::string_view::npos;
             if (sp == std::string_view::npos) {
                 ++n_bad;
                 continue;
             }
             const std::string_view a = w.substr(0, sp), b = w.substr(sp + 1);
-            m.ranks.emplace(SvPair(a, b), int32_t(i));  // the first occurrence keeps its rank
-            if (m.lookup(a) < 0 || m.lookup(b) < 0 || m.lookup(std::string(a) + std::string(b)) < 0) ++n_unknown;
+            const int32_t ia = m.lookup(a), ib = m.lookup(b);
+            if (ia >= 0 && ib >= 0) {
+                m.ranks.insert(PairIndex::key(ia, ib), int32_t(i));  // the first occurrence keeps its rank
+            } else {
+                ++n_unknown;
+                const std::string& sa = m.odd_merge_text.emplace_back(a);
+                const std::string& sb = m.odd_merge_text.emplace_back(b);
+                m.odd_ranks.emplace(SvPair(sa, sb), int32_t(i));
+            }
         }
         if (n_bad) warn(strprintf("%zu malformed merge(s) (no space separator) ignored", n_bad));
         if (n_unknown)
-            warn(strprintf("%zu merge(s) refer to text that is not in the vocabulary; their results are spelled "
-                           "with byte tokens",
+            warn(strprintf("%zu merge(s) join text that is not in the vocabulary (kept, matched by text)",
                            n_unknown));
         m.pretok = std::make_unique<PreTokenizer>(*pre_cfg);
     }
@@ -274,6 +334,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
             continue;
         }
         if (!v) continue;
+        if (*v == -1 || *v == int64_t(UINT32_MAX)) continue;  // "none": keep the default, as llama.cpp does
         if (*v < 0 || *v >= int64_t(n)) {
             warn(strprintf("%s = %lld is not a token id; keeping %d", k.key, (long long)*v, *k.id));
             continue;
