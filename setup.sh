@@ -9,7 +9,7 @@ run_model=1
 
 # 1. System packages (Debian 12).
 pkgs=(build-essential cmake ninja-build pkg-config libgtest-dev nlohmann-json3-dev libpcre2-dev
-      libcpp-httplib-dev clang libclang-rt-14-dev python3 python3-pip unzip)
+      libcpp-httplib-dev clang libclang-rt-14-dev python3 python3-pip unzip chromium chromium-driver)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,9 +21,10 @@ fi
 
 # 2. Python tools for the end-to-end tests.
 PY=${PYTHON:-python3}
-if ! $PY -c "import pytest, requests, openai" >/dev/null 2>&1; then
+if ! $PY -c "import pytest, requests, openai, selenium, prometheus_client" >/dev/null 2>&1; then
   echo "setup: installing Python test tools"
-  $PY -m pip install -q pytest requests openai 2>/dev/null || $PY -m pip install -q --break-system-packages pytest requests openai
+  $PY -m pip install -q pytest requests openai selenium prometheus_client 2>/dev/null ||
+    $PY -m pip install -q --break-system-packages pytest requests openai selenium prometheus_client
 fi
 
 # 3. Build.

@@ -1,0 +1,108 @@
+"""The web chat page in headless Chromium (Debian's chromium + chromium-driver, via selenium):
+send a message, see the streamed answer appear, stop a generation, find the conversation again
+after a reload. A screenshot goes to /tmp/yiti_webui.png."""
+import os
+import shutil
+
+import pytest
+
+from conftest import SMOL
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+SCREENSHOT = os.environ.get("YITI_WEBUI_SCREENSHOT", "/tmp/yiti_webui.png")
+
+
+def find_browser():
+    for b in ("chromium", "chromium-browser", "google-chrome"):
+        p = shutil.which(b)
+        if p:
+            return p
+    return None
+
+
+@pytest.fixture(scope="module")
+def driver():
+    browser, drv = find_browser(), shutil.which("chromedriver")
+    if not browser or not drv:
+        pytest.skip("chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,800",
+              "--disable-extensions", "--no-first-run"):
+        opts.add_argument(a)
+    d = webdriver.Chrome(service=Service(drv), options=opts)
+    d.set_page_load_timeout(60)
+    yield d
+    d.quit()
+
+
+def send(driver, text):
+    box = driver.find_element(By.ID, "input")
+    box.click()
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+
+
+def last_answer(driver):
+    msgs = driver.find_elements(By.CSS_SELECTOR, ".msg.assistant")
+    return msgs[-1] if msgs else None
+
+
+def test_chat_page_streams_an_answer(server_factory, driver):
+    s = server_factory(SMOL, "--parallel", 2, "--ctx-size", 1024)
+    driver.get(s.url + "/")
+    WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "model-name").text.startswith("SmolLM2"))
+    send(driver, "What is the capital of France?")
+    # The answer streams in: text appears while it is still being written, then it is done.
+    WebDriverWait(driver, 60).until(lambda d: last_answer(d) is not None and
+                                    last_answer(d).find_element(By.CSS_SELECTOR, ".content").text.strip() != "")
+    WebDriverWait(driver, 120).until(lambda d: last_answer(d).get_attribute("data-done") == "1")
+    ans = last_answer(driver)
+    text = ans.find_element(By.CSS_SELECTOR, ".content").text
+    assert text.strip()
+    stats = ans.find_element(By.CSS_SELECTOR, ".stats").text
+    assert "tokens/s" in stats and "tokens" in stats
+    user = driver.find_elements(By.CSS_SELECTOR, ".msg.user .content")
+    assert user[-1].text == "What is the capital of France?"
+    # The same text the API gives for that conversation (greedy is not the page's default, so only
+    # check it is a real answer); the conversation is listed in the sidebar.
+    titles = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#conv-list .conv .title")]
+    assert "What is the capital of France?" in titles
+    driver.save_screenshot(SCREENSHOT)
+
+    # Stop button: a long answer is cut short and the page is usable again.
+    send(driver, "Write a very long story about a dragon and a knight, with many chapters.")
+    WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "stop").is_displayed())
+    WebDriverWait(driver, 60).until(lambda d: len(last_answer(d).find_element(By.CSS_SELECTOR, ".content").text) > 10)
+    driver.find_element(By.ID, "stop").click()
+    WebDriverWait(driver, 30).until(lambda d: last_answer(d).get_attribute("data-done") == "1")
+    assert driver.find_element(By.ID, "send").is_displayed()
+    WebDriverWait(driver, 10).until(lambda d: s.get("/health").json()["active"] == 0)
+
+    # Conversations survive a reload (localStorage).
+    driver.refresh()
+    WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".msg.assistant")) == 2)
+    assert driver.find_elements(By.CSS_SELECTOR, ".msg.assistant .content")[0].text == text
+
+
+def test_markdown_rendering(stories, driver):
+    driver.get(stories.url + "/")
+    html = driver.execute_script(
+        "return renderMarkdown(arguments[0]);",
+        "# Title\n\nSome **bold** and *italic* and `code`.\n\n```python\nprint('<hi>')\n```\n\n- one\n- two\n\n"
+        "1. first\n2. second\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n> quoted\n\n[link](https://example.com) "
+        "<script>alert(1)</script> [bad](javascript:alert(1))")
+    assert "<h1>Title</h1>" in html
+    assert "<strong>bold</strong>" in html and "<em>italic</em>" in html and "<code>code</code>" in html
+    assert "print(&#39;&lt;hi&gt;&#39;)" in html or "print('&lt;hi&gt;')" in html
+    assert '<span class="lang">python</span>' in html
+    assert "<ul><li>one</li><li>two</li></ul>" in html and "<ol><li>first</li><li>second</li></ol>" in html
+    assert "<table>" in html and "<td>1</td>" in html and "<blockquote>" in html
+    assert 'href="https://example.com"' in html
+    assert "<script>" not in html and "javascript:" not in html
