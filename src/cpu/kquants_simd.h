@@ -10,7 +10,8 @@
 // sign trick), int16 scales for its two 16-element halves, and per block sixteen int16 "min"
 // multipliers applied to the Q8_K bsums. For a Q8_K block y (x = y.d * y.qs):
 //   isum = sum_j madd(maddubs(q_j, y.qs_j), scales_j)   (exact int32 per lane)
-//   Q3_K / Q6_K store q + 4 / q + 32: the offset is folded in as isum += madd(-4*sc | -32*sc, bsums)
+//   Q3_K / Q6_K store q + 4 / q + 32: the offset is folded in as isum += madd(-4*sc | -32*sc, bsums),
+//   and the lanes are summed to the exact integer block total before the float scaling
 //   Q2_K / Q4_K / Q5_K: result = d*y.d*isum - dmin*y.d*madd(mins, bsums)
 // so the integer part equals the reference exactly and only the float accumulation order differs.
 #pragma once
@@ -426,7 +427,11 @@ inline void block_isums(const typename T::block& b, const typename T::State& st,
 template <class T, int NC>
 inline void dot_tile(int64_t nb, const typename T::block* w, const block_q8_K* const* xs, float* out) {
     __m256 acc[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    __m128 acc1[NC];
+    for (int c = 0; c < NC; ++c) {
+        acc[c] = _mm256_setzero_ps();
+        acc1[c] = _mm_setzero_ps();
+    }
     for (int64_t i = 0; i < nb; ++i) {
         const typename T::block& b = w[i];
         const typename T::State st(b);
@@ -435,15 +440,25 @@ inline void dot_tile(int64_t nb, const typename T::block* w, const block_q8_K* c
 #pragma GCC unroll 8
         for (int c = 0; c < NC; ++c) {
             const block_q8_K& y = xs[c][i];
-            if constexpr (T::kind == kIntMin) isum[c] = dot_acc(isum[c], st.mn, load256(y.bsums));
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(st.d * y.d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
+            if constexpr (T::kind == kIntMin) {
+                // The stored-offset correction (-4*sc or -32*sc times bsums) lands in other lanes than
+                // the products it cancels, so lanes can be much larger than the block total: reduce to
+                // the exact integer total (the reference's isum) before converting to float.
+                const __m256i v = dot_acc(isum[c], st.mn, load256(y.bsums));
+                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+                t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 1));
+                acc1[c] = _mm_fmadd_ss(_mm_set_ss(st.d * y.d), _mm_cvtepi32_ps(t), acc1[c]);
+            } else {
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(st.d * y.d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
+            }
             if constexpr (T::kind == kAffine) {
                 const __m256i m = _mm256_madd_epi16(st.mn, load256(y.bsums));
                 acc[c] = _mm256_fnmadd_ps(_mm256_set1_ps(st.dmin * y.d), _mm256_cvtepi32_ps(m), acc[c]);
             }
         }
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]);
+    for (int c = 0; c < NC; ++c) out[c] = T::kind == kIntMin ? _mm_cvtss_f32(acc1[c]) : hsum(acc[c]);
 }
 
 template <class T>
