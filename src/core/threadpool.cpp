@@ -28,7 +28,7 @@ void ThreadPool::worker(int ith) {
     for (;;) {
         // Spin briefly for the next job (kernels come in quick succession), then sleep.
         int spins = 0;
-        while (published_.load(std::memory_order_acquire) == seen && spins < 20000) {
+        while (published_.load(std::memory_order_acquire) == seen && spins < 4000) {
             ++spins;
 #if defined(__x86_64__)
             __builtin_ia32_pause();
@@ -43,7 +43,10 @@ void ThreadPool::worker(int ith) {
             job = job_;
         }
         (*job)(ith, n_threads_);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::lock_guard<std::mutex> lk(done_mu_);
+            done_cv_.notify_one();
+        }
     }
 }
 
@@ -61,10 +64,17 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     }
     cv_.notify_all();
     fn(0, n_threads_);
-    while (pending_.load(std::memory_order_acquire) != 0) {
+    // Spin briefly (the others usually finish together with us), then sleep: on a busy machine a
+    // worker may not be running, and spinning would only take its core.
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+        if (spins < 4000) {
 #if defined(__x86_64__)
-        __builtin_ia32_pause();
+            __builtin_ia32_pause();
 #endif
+            continue;
+        }
+        std::unique_lock<std::mutex> lk(done_mu_);
+        done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     }
 }
 

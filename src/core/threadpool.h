@@ -37,6 +37,8 @@ private:
     const std::function<void(int, int)>* job_ = nullptr;
     uint64_t generation_ = 0;
     std::atomic<int> pending_{0};
+    std::mutex done_mu_;
+    std::condition_variable done_cv_;
     std::atomic<uint64_t> published_{0};
     bool stop_ = false;
 };
