@@ -1,6 +1,6 @@
 // k-quant kernels (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS x Q8_K) written once with 256-bit integer
 // intrinsics and compiled per instruction set. Include only from an ISA source file, after defining
-//   KQ_VNNI      1 to fuse "madd + add" into vpdpwssd (AVX512-VNNI + VL), else 0
+//   KQ_VNNI      1 to use vpdpbusd / vpdpwssd (AVX512-VNNI + VL on 256-bit registers), else 0
 //   KQ_MAXNC     activation columns per gemm tile (4 for 16 vector registers, 8 for 32)
 //   KQ_EXPORT    the name of the table function (declared in kquants_impl.h)
 // Everything here has internal linkage so the copies built with different flags never mix.
@@ -9,7 +9,8 @@
 // per 32-element chunk j, 32 small unsigned integers q (IQ4_XS: |value| plus the signed value for the
 // sign trick), int16 scales for its two 16-element halves, and per block sixteen int16 "min"
 // multipliers applied to the Q8_K bsums. For a Q8_K block y (x = y.d * y.qs):
-//   isum = sum_j madd(maddubs(q_j, y.qs_j), scales_j)   (exact int32 per lane)
+//   isum = sum_j madd(maddubs(q_j, y.qs_j), scales_j)   (exact int32 per lane; with VNNI and unsigned
+//          quants: vpdpbusd per chunk, two chunks packed to int16, one vpdpwssd with the scales)
 //   Q3_K / Q6_K store q + 4 / q + 32: the offset is folded in as isum += madd(-4*sc | -32*sc, bsums),
 //   and the lanes are summed to the exact integer block total before the float scaling
 //   Q2_K / Q4_K / Q5_K: result = d*y.d*isum - dmin*y.d*madd(mins, bsums)
