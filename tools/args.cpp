@@ -107,6 +107,14 @@ bool Args::parse(int argc, char** argv) {
                 has_inline = true;
             }
         }
+        if (positional_ && (a.empty() || a[0] != '-' || a == "-")) {
+            positional_->push_back(a);
+            continue;
+        }
+        if (a == "--" && positional_) {
+            for (++i; i < argc; ++i) positional_->push_back(argv[i]);
+            break;
+        }
         Opt* found = nullptr;
         for (auto& o : opts_)
             for (auto& n : o.names)

@@ -19,6 +19,11 @@ public:
     void number(const std::string& names, float* out, const std::string& help, float min, float max);
     void u64(const std::string& names, uint64_t* out, const std::string& help);
     void examples(const std::string& text) { examples_ = text; }
+    // Arguments that are not options are collected here (without this, they are an error).
+    void positional(std::vector<std::string>* out, const std::string& metavar) {
+        positional_ = out;
+        positional_name_ = metavar;
+    }
 
     // Parses argv (after the command name). Returns false if the command should exit with
     // `exit_code()` (help printed: 0, or an error message printed: 2).
@@ -38,6 +43,8 @@ private:
     Opt& add(const std::string& names, const std::string& help, const std::string& metavar, bool takes_value);
 
     std::string command_, usage_, examples_;
+    std::vector<std::string>* positional_ = nullptr;
+    std::string positional_name_;
     std::vector<Opt> opts_;
     int exit_code_ = 0;
 };

@@ -5,6 +5,9 @@ namespace yiti::cli {
 int cmd_run(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
 int cmd_info(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_template(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 int cmd_bench_serve(int argc, char** argv);
 }  // namespace yiti::cli

@@ -18,7 +18,10 @@ struct Command {
 const Command k_commands[] = {
     {"run", yiti::cli::cmd_run, "generate text from a prompt"},
     {"logits", yiti::cli::cmd_logits, "write the logits of one forward pass to a file"},
+    {"chat", yiti::cli::cmd_chat, "talk with a model in the terminal"},
     {"info", yiti::cli::cmd_info, "show a model's architecture, tensors and memory needs"},
+    {"tokenize", yiti::cli::cmd_tokenize, "show how a model's tokenizer splits a text"},
+    {"template", yiti::cli::cmd_template, "render a chat template with a JSON context"},
     {"serve", yiti::cli::cmd_serve, "serve an OpenAI-compatible HTTP API and a web chat page"},
     {"bench-serve", yiti::cli::cmd_bench_serve, "measure a running server under 1..16 concurrent clients"},
 };
