@@ -183,7 +183,9 @@ TEST_P(TokenizerVectors, RoundTrip) {
         }
         exact += back == x;
         // Streaming gives the same text (the vectors are valid UTF-8), without the clean-up.
-        if (!tok.clean_spaces()) EXPECT_EQ(stream_all(tok, ids), back) << GetParam() << " #" << i;
+        if (!tok.clean_spaces()) {
+            EXPECT_EQ(stream_all(tok, ids), back) << GetParam() << " #" << i;
+        }
     }
     if (tok.clean_spaces()) {
         EXPECT_EQ(exact, int(inputs.size()) - 2) << GetParam();
@@ -669,7 +671,9 @@ TEST(TokenizerRobust, ArbitraryBytesAndIds) {
         if (tok.type() != VocabType::WPM) {
             const std::string bad = "\xC0\x80\xED\xA0\x80\xF4\x90\x80\x80\xFF";
             const std::string back = tok.decode(tok.encode(bad, false, false));
-            if (tok.type() == VocabType::SPM) EXPECT_EQ(back, bad) << p;
+            if (tok.type() == VocabType::SPM) {
+                EXPECT_EQ(back, bad) << p;
+            }
             EXPECT_FALSE(back.empty()) << p;
         }
     }
