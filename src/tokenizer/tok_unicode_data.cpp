@@ -1,4 +1,6 @@
-// Generated from the Unicode Character Database 15.1.0 (the tables llama.cpp uses); do not edit.
+// Generated from the Unicode Character Database 15.1.0, the version of llama.cpp's tables (Python's
+// unicodedata2 15.1.0: the first letter of each General_Category, Cn apart, surrogates as C; the
+// simple lowercase mapping; the first code point of unicodedata2.normalize("NFD", c)). Do not edit.
 #include "tokenizer/tok_unicode.h"
 
 namespace yiti::tok {
