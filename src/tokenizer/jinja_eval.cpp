@@ -576,7 +576,7 @@ Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out, const 
         }
         return Flow::Normal;
     }
-    auto loop = std::make_shared<LoopObj>();
+    auto loop = new_obj<LoopObj>();
     loop->items = items;
     loop->depth0 = depth0;
     if (s.recursive) {
@@ -711,6 +711,16 @@ Template Template::parse(std::string_view source, const Options& opt) {
 std::string Template::render(const nlohmann::ordered_json& context) const {
     using namespace detail;
     if (!prog_) fail(0, "render() on a template that was not parsed");
+    // Every object made by this render is released when it ends (see ObjRegistry).
+    struct RegistryScope {
+        ObjRegistry reg;
+        ObjRegistry* prev;
+        RegistryScope() : prev(current_registry()) { current_registry() = &reg; }
+        ~RegistryScope() {
+            current_registry() = prev;
+            reg.release_all();
+        }
+    } scope;
     Interp in(prog_->opt);
     auto globals = std::make_shared<Frame>();
     install_globals(*globals);

@@ -22,7 +22,27 @@ namespace yiti::jinja::detail {
 
 struct Obj {
     virtual ~Obj() = default;
+    virtual void release() {}  // drops all references held (see ObjRegistry)
 };
+
+// Containers can form reference cycles (xs.append(xs), ns.x = ns, ...) that shared_ptr never
+// frees. Every object created during a render is registered here, and when the render ends all
+// that are still alive are released, which breaks any cycle.
+struct ObjRegistry {
+    std::vector<std::weak_ptr<Obj>> objs;
+    size_t prune_at = 4096;
+    void add(const std::shared_ptr<Obj>& o);
+    void release_all();
+};
+// The registry of the render running on this thread (null outside renders).
+ObjRegistry*& current_registry();
+
+template <class T>
+std::shared_ptr<T> new_obj() {
+    std::shared_ptr<T> p(new T);  // not make_shared: a weak_ptr must not pin the object's memory
+    if (ObjRegistry* r = current_registry()) r->add(p);
+    return p;
+}
 struct ListObj;
 struct DictObj;
 struct FuncObj;
@@ -113,6 +133,7 @@ struct ListObj : Obj {
     std::vector<Value> items;
     bool tuple = false;
     bool lazy = false;  // a Jinja2 generator (see Value::lazy_list)
+    void release() override { std::vector<Value>().swap(items); }
 };
 
 struct DictObj : Obj {
@@ -123,6 +144,7 @@ struct DictObj : Obj {
     void set(const Value& key, Value v);
     void set(std::string_view key, Value v) { set(Value::string(std::string(key)), std::move(v)); }
     bool erase(const Value& key);
+    void release() override { std::vector<std::pair<Value, Value>>().swap(items); }
 };
 
 struct Args {
@@ -135,6 +157,7 @@ using NativeFn = std::function<Value(Interp&, Args&, int line)>;
 struct FuncObj : Obj {
     std::string name;
     NativeFn fn;
+    void release() override { NativeFn().swap(fn); }
 };
 
 struct LoopObj : Obj {
@@ -143,6 +166,11 @@ struct LoopObj : Obj {
     int depth0 = 0;
     Value recurse;  // callable for `loop(...)` in recursive loops (undefined otherwise)
     std::shared_ptr<Value> last_changed;
+    void release() override {
+        items.reset();
+        recurse = Value();
+        last_changed.reset();
+    }
 };
 
 // Python semantics helpers.

@@ -2,6 +2,7 @@
 // (trim_blocks, lstrip_blocks, `-`/`+` modifiers, comment and raw handling), and tokenizes the
 // expressions inside {{ }} and {% %}.
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -17,6 +18,30 @@ void fail(int line, const std::string& msg) {
 namespace {
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+// Byte length of the whitespace character (Python's str.isspace, as the regex \s matches) that
+// starts at `pos`, or 0.
+size_t ws_at(std::string_view s, size_t pos) {
+    if (pos >= s.size()) return 0;
+    unsigned char c = (unsigned char)s[pos];
+    if (c < 0x80) return py_isspace(c) ? 1 : 0;
+    if (c != 0xC2 && c != 0xE1 && c != 0xE2 && c != 0xE3) return 0;
+    auto cps = utf8_decode(s.substr(pos, 3));
+    if (cps.empty() || !py_isspace(cps[0])) return 0;
+    return cps[0] < 0x800 ? 2 : 3;
+}
+
+// Byte length of the whitespace character that ends just before `end`, or 0.
+size_t ws_before(std::string_view s, size_t end) {
+    for (size_t len = 1; len <= 3 && len <= end; ++len)
+        if (ws_at(s, end - len) == len) return len;
+    return 0;
+}
+
+size_t skip_ws(std::string_view s, size_t pos) {
+    while (size_t n = ws_at(s, pos)) pos += n;
+    return pos;
+}
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
@@ -189,15 +214,13 @@ private:
     void strip_before(std::string& text, char sign, bool is_block, bool line_starting) const {
         if (sign == '-') {
             size_t e = text.size();
-            while (e > 0 && is_ws(text[e - 1])) --e;
+            while (size_t n = ws_before(text, e)) e -= n;
             text.resize(e);
         } else if (sign != '+' && opt_.lstrip_blocks && is_block) {
             size_t nl = text.rfind('\n');
             size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
             if ((l_pos > 0 || line_starting) && l_pos < text.size()) {
-                bool all_ws = true;
-                for (size_t k = l_pos; k < text.size(); ++k) all_ws = all_ws && is_ws(text[k]);
-                if (all_ws) text.resize(l_pos);
+                if (skip_ws(text, l_pos) == text.size()) text.resize(l_pos);
             }
         }
     }
@@ -205,7 +228,7 @@ private:
     // Whitespace handling after a tag end at pos_ with end sign `sign`.
     void after_end(char sign, bool trim) {
         if (sign == '-') {
-            while (pos_ < src_.size() && is_ws(src_[pos_])) ++pos_;
+            pos_ = skip_ws(src_, pos_);
         } else if (sign != '+' && trim && pos_ < src_.size() && src_[pos_] == '\n') {
             ++pos_;
         }
@@ -221,9 +244,7 @@ private:
         if (k < src_.size() && is_name_char(src_[k])) return 0;
         while (k < src_.size() && is_ws(src_[k])) ++k;
         if (src_.compare(k, 3, "-%}") == 0) {
-            k += 3;
-            while (k < src_.size() && is_ws(src_[k])) ++k;
-            return k;
+            return skip_ws(src_, k + 3);
         }
         if (src_.compare(k, 2, "%}") == 0) return k + 2;
         return 0;
@@ -274,7 +295,7 @@ private:
         size_t n = src_.size();
         pos_ = j;
         for (;;) {
-            while (pos_ < n && is_ws(src_[pos_])) ++pos_;
+            pos_ = skip_ws(src_, pos_);
             if (pos_ >= n)
                 fail(tag_line, std::string("unexpected end of template, unterminated '") + (block ? "{%" : "{{") + "'");
             int line = line_of(pos_);
@@ -326,7 +347,20 @@ private:
                         break;
                     }
                 }
-                if (!found) fail(line, std::string("unexpected character '") + c + "' in tag");
+                if (!found) {
+                    std::string shown(1, c);
+                    if ((unsigned char)c >= 0x80) {  // show the whole UTF-8 character, or the byte
+                        auto cps = utf8_decode(std::string_view(src_).substr(pos_, 4));
+                        shown.clear();
+                        if (!cps.empty() && (cps[0] < 0xDC80 || cps[0] > 0xDCFF)) utf8_append(shown, cps[0]);
+                        else {
+                            char b[8];
+                            snprintf(b, sizeof b, "\\x%02x", (unsigned char)c);
+                            shown = b;
+                        }
+                    }
+                    fail(line, "unexpected character '" + shown + "' in tag");
+                }
                 std::string op = found;
                 if (op == "(" || op == "[" || op == "{") {
                     stack.push_back(op[0]);

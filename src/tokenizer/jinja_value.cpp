@@ -141,8 +141,29 @@ bool py_isalnum(uint32_t c) { return py_isdigit(c) || py_isalpha(c); }
 // ---------------------------------------------------------------------------------------------
 // Objects
 
+ObjRegistry*& current_registry() {
+    static thread_local ObjRegistry* r = nullptr;
+    return r;
+}
+
+void ObjRegistry::add(const std::shared_ptr<Obj>& o) {
+    if (objs.size() >= prune_at) {
+        objs.erase(std::remove_if(objs.begin(), objs.end(), [](const std::weak_ptr<Obj>& w) { return w.expired(); }),
+                   objs.end());
+        prune_at = std::max<size_t>(4096, objs.size() * 2);
+    }
+    objs.push_back(o);
+}
+
+void ObjRegistry::release_all() {
+    // Releasing one object may free others; their weak_ptrs then simply fail to lock.
+    for (size_t k = 0; k < objs.size(); ++k)
+        if (auto p = objs[k].lock()) p->release();
+    objs.clear();
+}
+
 Value Value::list(std::vector<Value> items, bool tuple) {
-    auto l = std::make_shared<ListObj>();
+    auto l = new_obj<ListObj>();
     l->items = std::move(items);
     l->tuple = tuple;
     Value v;
@@ -160,12 +181,12 @@ Value Value::lazy_list(std::vector<Value> items) {
 Value Value::dict() {
     Value v;
     v.t = T::Dict;
-    v.o = std::make_shared<DictObj>();
+    v.o = new_obj<DictObj>();
     return v;
 }
 
 Value Value::func(std::string name, NativeFn fn) {
-    auto f = std::make_shared<FuncObj>();
+    auto f = new_obj<FuncObj>();
     f->name = std::move(name);
     f->fn = std::move(fn);
     Value v;

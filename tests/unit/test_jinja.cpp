@@ -270,6 +270,19 @@ TEST(JinjaExpr, Filters) {
     EXPECT_EQ(R("{{ 'a b  c'|wordcount }} {{ 'Hello'|center(9) }}| {{ [1, 2, 3]|batch(2)|list }}"), "3   Hello  | [[1, 2], [3]]");
 }
 
+TEST(JinjaExpr, PythonObjectQuirks) {
+    // Markup ("safe") strings escape the plain operand of `+` (functionary templates rely on it).
+    EXPECT_EQ(R("{{ ('<a>'|safe) + '<b>' }} {{ '<b>' + ('<a>'|safe) }} {{ ('<a>'|safe) ~ '<b>' }} {{ 'x'|e|e }}"),
+              "<a>&lt;b&gt; &lt;b&gt;<a> <a><b> x");
+    // map/select/... return generators in Jinja2: always true, no len().
+    EXPECT_EQ(R("{% if [1]|select('even') %}T{% endif %}{% if [1]|select('even')|list %}L{% endif %}"), "T");
+    EXPECT_TRUE(contains(E("{{ [1]|map('string')|length }}"), "has no len()"));
+    EXPECT_EQ(R("{% macro m(a, b) %}{{ a }}{{ b }}{% endmacro %}{{ m(*[1, 2]) }} {{ m(**{'a': 3, 'b': 4}) }}"), "12 34");
+    EXPECT_EQ(R("{{ '%s' % [1] }} {{ '%s|%s' % (1, 'a') }} {{ '%(x)s' % {'x': 2} }}"), "[1] 1|a 2");
+    // Whitespace control strips Unicode whitespace too, as Python's str.rstrip and \s do.
+    EXPECT_EQ(R("a\xc2\xa0\xe3\x80\x80 {%- if true %}x{% endif %}"), "ax");
+}
+
 TEST(JinjaExpr, ToJsonLikeHuggingFace) {
     ordered_json ctx = {{"d", {{"b", 1}, {"a", {1, 2.5, nullptr, true, "\xc3\xa9\"\n"}}}}};
     // Key order is kept, separators are ", " and ": ", non-ASCII is not escaped.
@@ -420,6 +433,8 @@ TEST(JinjaErrors, RunawayProtection) {
     // Self-referencing lists print without recursing forever.
     EXPECT_NO_THROW(R("{% set a = [] %}{% set _ = a.append(a) %}{{ a|length }}{{ a }}"));
     EXPECT_TRUE(contains(E("{% set a = [] %}{% set _ = a.append(a) %}{{ a|tojson }}"), "too deeply"));
+    // Reference cycles are released when the render ends (no leak under LeakSanitizer).
+    EXPECT_EQ(R("{% set ns = namespace() %}{% set ns.me = ns %}{% set d = {} %}{% set _ = d.update({'get': d.get}) %}ok"), "ok");
 }
 
 // --- chat templates --------------------------------------------------------------------------
