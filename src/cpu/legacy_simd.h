@@ -294,33 +294,6 @@ YL_INLINE void gather16(const uint8_t* p, int stride, int cnt, uint16_t* h) {
     for (int j = 0; j < kChunk; ++j) h[j] = (kFull || j < cnt) ? ld16(p + j * stride) : 0;
 }
 
-// 16 pairs of adjacent halves (d|m of Q4_1/Q5_1, d|s of Q8_1), as uint32 at p, p + stride, ...
-template <bool kFull>
-YL_INLINE void gather16x2(const uint8_t* p, int stride, int cnt, uint32_t* h) {
-    for (int j = 0; j < kChunk; ++j) h[j] = (kFull || j < cnt) ? ld32(p + j * stride) : 0;
-}
-
-// 16 pairs of halves -> the 16 first halves as floats in a, the 16 second ones in b.
-YL_INLINE void cvt16x2(const uint32_t* h, float* a, float* b) {
-#if YL_512
-    const __m512 lo = _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)h));        // pairs 0..7
-    const __m512 hi = _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)(h + 8)));  // pairs 8..15
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    _mm512_store_ps(a, _mm512_permutex2var_ps(lo, even, hi));
-    _mm512_store_ps(b, _mm512_permutex2var_ps(lo, odd, hi));
-#else
-    for (int k = 0; k < 16; k += 8) {
-        const __m256 x0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i*)(h + k)));      // pairs k..k+3
-        const __m256 x1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i*)(h + k + 4)));  // pairs k+4..k+7
-        // shuffle_ps works per 128-bit lane: [0 1 4 5 | 2 3 6 7], fixed up by a 64-bit permute.
-        const __m256 e = _mm256_shuffle_ps(x0, x1, 0x88), o = _mm256_shuffle_ps(x0, x1, 0xDD);
-        _mm256_store_ps(a + k, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
-        _mm256_store_ps(b + k, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
-    }
-#endif
-}
-
 YL_INLINE void cvt16(const uint16_t* h, float* f) {
 #if YL_512
     _mm512_store_ps(f, _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)h)));
@@ -370,37 +343,29 @@ template <class P, int RM, int RN, bool kFull>
 YL_INLINE void prep(const uint8_t* const (&wr)[RM], const uint8_t* const (&xc)[RN], int64_t ib0, int cnt,
                     float (&dd)[RM][RN][kChunk], float (&msum)[RM][RN][kChunk]) {
     using Y = Act<P::kAct>;
+    alignas(64) uint16_t hw[RM][kChunk], hy[RN][kChunk];
     alignas(64) float fw[RM][kChunk], fy[RN][kChunk];
+    for (int r = 0; r < RM; ++r) {
+        gather16<kFull>(wr[r] + ib0 * P::kBytes, P::kBytes, cnt, hw[r]);
+        cvt16(hw[r], fw[r]);
+    }
+    for (int c = 0; c < RN; ++c) {
+        gather16<kFull>(xc[c] + ib0 * Y::kBytes, Y::kBytes, cnt, hy[c]);
+        cvt16(hy[c], fy[c]);
+    }
+    for (int r = 0; r < RM; ++r)
+        for (int c = 0; c < RN; ++c) mul16(fw[r], fy[c], dd[r][c]);
     if constexpr (P::kMin) {
-        // d and m (weights), d and s (Q8_1) are adjacent: one 32-bit gather gets both.
-        static_assert(P::kM == 2 && Y::kS == 2);
-        alignas(64) uint32_t hw[RM][kChunk], hy[RN][kChunk];
-        alignas(64) float fm[RM][kChunk], fs[RN][kChunk];
         for (int r = 0; r < RM; ++r) {
-            gather16x2<kFull>(wr[r] + ib0 * P::kBytes, P::kBytes, cnt, hw[r]);
-            cvt16x2(hw[r], fw[r], fm[r]);
-        }
-        for (int c = 0; c < RN; ++c) {
-            gather16x2<kFull>(xc[c] + ib0 * Y::kBytes, Y::kBytes, cnt, hy[c]);
-            cvt16x2(hy[c], fy[c], fs[c]);
-        }
-        for (int r = 0; r < RM; ++r)
-            for (int c = 0; c < RN; ++c) {
-                mul16(fw[r], fy[c], dd[r][c]);
-                fma16(fm[r], fs[c], msum[r][c]);
-            }
-    } else {
-        alignas(64) uint16_t hw[RM][kChunk], hy[RN][kChunk];
-        for (int r = 0; r < RM; ++r) {
-            gather16<kFull>(wr[r] + ib0 * P::kBytes, P::kBytes, cnt, hw[r]);
+            gather16<kFull>(wr[r] + ib0 * P::kBytes + P::kM, P::kBytes, cnt, hw[r]);
             cvt16(hw[r], fw[r]);
         }
         for (int c = 0; c < RN; ++c) {
-            gather16<kFull>(xc[c] + ib0 * Y::kBytes, Y::kBytes, cnt, hy[c]);
+            gather16<kFull>(xc[c] + ib0 * Y::kBytes + Y::kS, Y::kBytes, cnt, hy[c]);
             cvt16(hy[c], fy[c]);
         }
         for (int r = 0; r < RM; ++r)
-            for (int c = 0; c < RN; ++c) mul16(fw[r], fy[c], dd[r][c]);
+            for (int c = 0; c < RN; ++c) fma16(fw[r], fy[c], msum[r][c]);
     }
 }
 
