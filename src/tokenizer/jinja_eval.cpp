@@ -572,7 +572,7 @@ Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out, const 
         if (!s.else_body.empty()) {
             auto frame = std::make_shared<Frame>();
             frame->parent = f;
-            return exec(s.else_body, frame, out) == Flow::Normal ? Flow::Normal : Flow::Normal;
+            exec(s.else_body, frame, out);  // break/continue cannot appear here (checked by the parser)
         }
         return Flow::Normal;
     }

@@ -29,6 +29,8 @@ ReasoningSplitter::ReasoningSplitter(bool start_in_reasoning, std::string open, 
 void ReasoningSplitter::emit_reasoning(Delta& d, std::string_view s, bool block_end) {
     if (!trim_) {
         d.reasoning += s;
+        for (char c : s)
+            if (!is_ws(c)) reasoning_start_ = false;
         return;
     }
     std::string t = std::move(ws_hold_);
@@ -50,6 +52,19 @@ void ReasoningSplitter::emit_reasoning(Delta& d, std::string_view s, bool block_
 void ReasoningSplitter::process(Delta& d, bool final) {
     for (;;) {
         if (reasoning_) {
+            if (reasoning_start_ && !open_.empty()) {
+                // Models sometimes write the opening tag although the prompt already opened the
+                // block: drop a repeated opening tag at the start of the reasoning.
+                size_t i = 0;
+                while (i < buf_.size() && is_ws(buf_[i])) ++i;
+                std::string_view rest = std::string_view(buf_).substr(i);
+                if (rest.compare(0, open_.size(), open_) == 0) {
+                    if (!trim_) d.reasoning.append(buf_, 0, i);
+                    buf_.erase(0, i + open_.size());
+                    continue;
+                }
+                if (!final && rest.size() < open_.size() && open_.compare(0, rest.size(), rest) == 0) return;
+            }
             size_t p = close_.empty() ? std::string::npos : buf_.find(close_);
             if (p != std::string::npos) {
                 emit_reasoning(d, std::string_view(buf_).substr(0, p), true);

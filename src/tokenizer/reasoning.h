@@ -11,7 +11,9 @@
 //    See prompt_ends_in_reasoning() to derive it from the rendered prompt.
 //  - The opening tag is recognized at the start of the content, or right after a closing tag,
 //    with only whitespace before it; elsewhere it is ordinary content text. The closing tag ends
-//    the reasoning wherever it appears. A closing tag outside reasoning is ordinary content.
+//    the reasoning wherever it appears. A closing tag outside reasoning is ordinary content. An
+//    opening tag repeated at the very start of the reasoning (the prompt opened the block and the
+//    model wrote "<think>" again) is dropped.
 //  - trim (default on): whitespace right after the opening tag, right before the closing tag, and
 //    right after the closing tag (before the answer) is dropped, as chat templates do when they
 //    re-render history ("<think>\n" + reasoning.strip() + "\n</think>\n\n" + content). With trim

@@ -573,6 +573,10 @@ const std::vector<ReasoningCase>& reasoning_cases() {
          "\xe6\x80\x9d\xe8\x80\x83  \n\n  more", "\xe7\xad\x94"},
         {"<<think>x</think>", false, true, "", "<<think>x</think>"},
         {"</think></think>x", true, true, "", "</think>x"},
+        // The prompt opened the block but the model opens it again.
+        {"<think>\nx\n</think>\n\nA", true, true, "x", "A"},
+        {"\n<think>\nx\n</think>\n\nA", true, false, "\n\nx\n", "\n\nA"},
+        {"x <think> y</think>A", true, false, "x <think> y", "A"},
     };
     return cases;
 }
