@@ -67,11 +67,13 @@ int cmd_info(int argc, char** argv) {
     printf("\n");
 
     const int64_t ctx = n_ctx > 0 ? n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
-    const auto l16 = m->kv_layout(DType::F16);
-    const size_t kv_tok = (size_t)l16.n_layer * (row_size(DType::F16, l16.k_dim) + row_size(DType::F16, l16.v_dim));
-    printf("kv cache      %" PRId64 " + %" PRId64 " values per token per layer; %s per token (f16); %s for %" PRId64
+    const DType kv_type = m->preferred_kv_type();
+    const auto kl = m->kv_layout(kv_type);
+    const size_t kv_tok = (size_t)kl.n_layer * (row_size(kv_type, kl.k_dim) + row_size(kv_type, kl.v_dim));
+    printf("kv cache      %" PRId64 " + %" PRId64 " values per token per layer; %s per token (%s); %s for %" PRId64
            " tokens\n",
-           l16.k_dim, l16.v_dim, human((double)kv_tok).c_str(), human((double)kv_tok * ctx).c_str(), ctx);
+           kl.k_dim, kl.v_dim, human((double)kv_tok).c_str(), dtype_name(kv_type), human((double)kv_tok * ctx).c_str(),
+           ctx);
     printf("weights       %s; read per generated token: %s\n", human((double)st.weight_bytes).c_str(),
            human((double)st.active_bytes_per_token).c_str());
     printf("memory needed %s (weights + kv cache for %" PRId64 " tokens)\n",

@@ -82,7 +82,7 @@ TEST(MLA, InfoReportsLatentCache) {
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
     ASSERT_EQ(pclose(p), 0);
-    // 256 latent + 32 rope values per token per layer; 4 layers x 288 x 2 bytes = 2304 B per token.
+    // 256 latent + 32 rope values per token per layer; 4 layers x 288 x 4 bytes (f32) = 4608 B per token.
     EXPECT_NE(out.find("288 + 0 values per token per layer"), std::string::npos) << out;
-    EXPECT_NE(out.find("2.25 KiB per token"), std::string::npos) << out;
+    EXPECT_NE(out.find("4.50 KiB per token (f32)"), std::string::npos) << out;
 }
