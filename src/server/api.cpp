@@ -93,8 +93,14 @@ void Api::handle(const http::Request& req, http::Response& res) {
         res.stream = nullptr;
         set_error(res, ApiError(500, std::string("Internal error: ") + e.what(), "", "internal_error"));
     }
-    metrics_.in_flight_delta(-1);
     metrics_.http_request(endpoint, res.status);
+    if (!res.stream) {
+        metrics_.in_flight_delta(-1);
+        return;
+    }
+    // A streamed answer is in flight until its stream ends (or is dropped unsent).
+    std::shared_ptr<void> done(nullptr, [this](void*) { metrics_.in_flight_delta(-1); });
+    res.stream = [inner = std::move(res.stream), done](http::Stream& st) { inner(st); };
 }
 
 void Api::route(const http::Request& req, http::Response& res, std::string& endpoint) {

@@ -333,7 +333,12 @@ void Server::run() {
         sockaddr_storage ss{};
         socklen_t sl = sizeof ss;
         int fd = ::accept4(listen_fd_, (sockaddr*)&ss, &sl, SOCK_CLOEXEC);
-        if (fd < 0) continue;
+        if (fd < 0) {
+            // Out of descriptors or memory: wait a little instead of spinning.
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         char addr[INET6_ADDRSTRLEN] = "?";
