@@ -160,3 +160,53 @@ def test_api_key(auth_server):
     # Health and the page need no key (the page asks for one).
     assert requests.get(s.url + "/health", timeout=10).status_code == 200
     assert requests.get(s.url + "/", timeout=10).status_code == 200
+
+
+def test_garbage_does_not_disturb_running_streams(stories):
+    """Random bytes, truncated and mangled requests arrive while a stream is running: the stream
+    gives exactly the text it gives alone, and the server still answers afterwards."""
+    import random
+    import threading
+
+    c = stories.client()
+    kw = dict(model="m", prompt="Once upon a time", max_tokens=100, temperature=0)
+    alone = c.completions.create(**kw).choices[0].text
+    result = {}
+
+    def stream():
+        text = ""
+        for ch in c.completions.create(stream=True, **kw):
+            text += ch.choices[0].text if ch.choices else ""
+        result["text"] = text
+
+    t = threading.Thread(target=stream)
+    t.start()
+    rng = random.Random(1)
+    valid = b'{"prompt": "Once", "max_tokens": 2}'
+    for i in range(60):
+        kind = i % 4
+        if kind == 0:
+            data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+        elif kind == 1:
+            req = b"POST /v1/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(valid), valid)
+            data = req[: rng.randrange(1, len(req))]
+        elif kind == 2:
+            body = bytearray(valid)
+            for _ in range(3):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            data = b"POST /v1/completions HTTP/1.1\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), bytes(body))
+        else:
+            data = b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{\"a\":"
+        try:
+            with socket.create_connection(("127.0.0.1", stories.port), timeout=5) as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                resp = s.recv(100)
+                if resp:
+                    assert resp.startswith(b"HTTP/1.1 ") and int(resp[9:12]) < 500, resp
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+    t.join(60)
+    assert result["text"] == alone
+    still_ok(stories)
+    assert stories.alive()
