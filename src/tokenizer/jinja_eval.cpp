@@ -1,6 +1,9 @@
 // Jinja interpreter: evaluates expressions and executes statements with Jinja2's scoping rules
 // (a fresh scope per loop iteration, macros see their defining scope, `if` has no scope).
+#include <algorithm>
 #include <cmath>
+
+#include <pthread.h>
 
 #include "tokenizer/jinja_internal.h"
 
@@ -29,6 +32,24 @@ int64_t checked(bool overflow, int64_t v, int line) {
 }
 
 }  // namespace
+
+Interp::Interp(const Options& opt) : opt_(opt) {
+#if defined(__GLIBC__)
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void* addr = nullptr;
+        size_t size = 0;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0 && addr && size) {
+            // Stacks grow down from addr + size; keep a margin for builtins and the error path.
+            size_t margin = std::min<size_t>(size / 4, 256u << 10);
+            uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+            uintptr_t low = (uintptr_t)addr + margin;
+            if (here > low) stack_limit_ = low;
+        }
+        pthread_attr_destroy(&attr);
+    }
+#endif
+}
 
 void Interp::check_size(size_t n, int line) const {
     if (n > opt_.max_output_bytes)
@@ -369,6 +390,7 @@ Value Interp::eval_filter(const Expr& e, Value input, const FramePtr& f) {
 }
 
 Value Interp::eval(const Expr& e, const FramePtr& f) {
+    check_stack(e.line);
     switch (e.k) {
         case Expr::K::Const: return e.val;
         case Expr::K::Name: {
@@ -609,6 +631,7 @@ Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out, const 
 }
 
 Flow Interp::exec_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
+    check_stack(s.line);
     switch (s.k) {
         case Stmt::K::Text:
             out += s.text;

@@ -291,7 +291,7 @@ enum class Flow : uint8_t { Normal, Break, Continue };
 
 class Interp {
 public:
-    explicit Interp(const Options& opt) : opt_(opt) {}
+    explicit Interp(const Options& opt);
     const Options& opt() const { return opt_; }
 
     Value eval(const Expr& e, const FramePtr& f);
@@ -304,6 +304,11 @@ public:
     std::vector<Value> iterate(const Value& v, int line);
 
     void check_size(size_t n, int line) const;
+    // Fails cleanly before the thread's stack runs out (deep recursion in a template).
+    void check_stack(int line) const {
+        if (stack_limit_ && (uintptr_t)__builtin_frame_address(0) < stack_limit_)
+            fail(line, "template recursion too deep for the thread's stack");
+    }
     void count_iteration(int line);
     void enter_call(int line);
     void leave_call() { --call_depth_; }
@@ -325,6 +330,7 @@ private:
     Value binary(Op op, const Value& a, const Value& b, int line);
 
     Options opt_;
+    uintptr_t stack_limit_ = 0;  // lowest stack address we let evaluation reach (0: unknown)
     int call_depth_ = 0;
     size_t iterations_ = 0;
 };

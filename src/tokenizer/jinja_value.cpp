@@ -366,7 +366,7 @@ void repr_string(std::string& out, const std::string& s) {
 }
 
 void repr_into(std::string& out, const Value& v, int depth) {
-    if (depth > 500) {
+    if (depth > 200) {
         out += "...";
         return;
     }
@@ -493,8 +493,11 @@ int compare_values(const Value& a, const Value& b, int line) {
     fail(line, "'<' not supported between instances of '" + a.type_name() + "' and '" + b.type_name() + "'");
 }
 
-Value value_from_json(const nlohmann::ordered_json& j) {
+namespace {
+
+Value from_json_at(const nlohmann::ordered_json& j, int depth) {
     using J = nlohmann::ordered_json;
+    if (depth > 1000) fail(0, "context value nested too deeply");
     switch (j.type()) {
         case J::value_t::null: return Value::none();
         case J::value_t::boolean: return Value::boolean(j.get<bool>());
@@ -509,7 +512,7 @@ Value value_from_json(const nlohmann::ordered_json& j) {
         case J::value_t::array: {
             std::vector<Value> items;
             items.reserve(j.size());
-            for (const auto& e : j) items.push_back(value_from_json(e));
+            for (const auto& e : j) items.push_back(from_json_at(e, depth + 1));
             return Value::list(std::move(items));
         }
         case J::value_t::object: {
@@ -517,7 +520,7 @@ Value value_from_json(const nlohmann::ordered_json& j) {
             auto& dict = d.as_dict();
             dict.items.reserve(j.size());
             for (auto it = j.begin(); it != j.end(); ++it)
-                dict.items.emplace_back(Value::string(it.key()), value_from_json(it.value()));
+                dict.items.emplace_back(Value::string(it.key()), from_json_at(it.value(), depth + 1));
             return d;
         }
         case J::value_t::binary:
@@ -525,6 +528,10 @@ Value value_from_json(const nlohmann::ordered_json& j) {
     }
     return Value::none();
 }
+
+}  // namespace
+
+Value value_from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
 
 void append_json_string(std::string& out, std::string_view s, bool ensure_ascii) {
     out += '"';
@@ -578,7 +585,7 @@ void append_json_string(std::string& out, std::string_view s, bool ensure_ascii)
 namespace {
 
 void json_into(std::string& out, const Value& v, const JsonStyle& st, int level, int line) {
-    if (level > 500) fail(line, "tojson: value nested too deeply (recursive structure?)");
+    if (level > 200) fail(line, "tojson: value nested too deeply (recursive structure?)");
     auto newline = [&](int lvl) {
         out += '\n';
         for (int k = 0; k < lvl; ++k) out += st.indent;

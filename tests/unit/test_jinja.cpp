@@ -6,6 +6,8 @@
 // strings are written from Jinja2's documented semantics.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -435,6 +437,30 @@ TEST(JinjaErrors, RunawayProtection) {
     EXPECT_TRUE(contains(E("{% set a = [] %}{% set _ = a.append(a) %}{{ a|tojson }}"), "too deeply"));
     // Reference cycles are released when the render ends (no leak under LeakSanitizer).
     EXPECT_EQ(R("{% set ns = namespace() %}{% set ns.me = ns %}{% set d = {} %}{% set _ = d.update({'get': d.get}) %}ok"), "ok");
+}
+
+TEST(JinjaErrors, DeepRecursionOnASmallStack) {
+    // A thread with a small stack gets an error, not a crash, however deep a template recurses.
+    struct Job {
+        std::string msg;
+        static void* run(void* p) {
+            auto* job = static_cast<Job*>(p);
+            Options opt;
+            opt.max_call_depth = 100000;
+            job->msg = E("{% macro f(n) %}{% if n > 0 %}{% for i in [1] %}{{ f(n - 1) }}{% endfor %}{% endif %}"
+                         "{% endmacro %}{{ f(100000) }}",
+                         {}, opt);
+            return nullptr;
+        }
+    } job;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512u << 10);
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, &attr, &Job::run, &job), 0);
+    pthread_join(th, nullptr);
+    pthread_attr_destroy(&attr);
+    EXPECT_TRUE(contains(job.msg, "too deep")) << job.msg;
 }
 
 // --- chat templates --------------------------------------------------------------------------
