@@ -33,22 +33,36 @@ int64_t checked(bool overflow, int64_t v, int line) {
 
 }  // namespace
 
-Interp::Interp(const Options& opt) : opt_(opt) {
+namespace {
+
+// The lowest address of this thread's stack that evaluation may use (0 when unknown). Computed
+// once per thread: pthread_getattr_np reads /proc for the main thread.
+uintptr_t thread_stack_floor() {
+    static thread_local uintptr_t floor = [] {
+        uintptr_t r = 0;
 #if defined(__GLIBC__)
-    pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        void* addr = nullptr;
-        size_t size = 0;
-        if (pthread_attr_getstack(&attr, &addr, &size) == 0 && addr && size) {
-            // Stacks grow down from addr + size; keep a margin for builtins and the error path.
-            size_t margin = std::min<size_t>(size / 4, 256u << 10);
-            uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-            uintptr_t low = (uintptr_t)addr + margin;
-            if (here > low) stack_limit_ = low;
+        pthread_attr_t attr;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            void* addr = nullptr;
+            size_t size = 0;
+            if (pthread_attr_getstack(&attr, &addr, &size) == 0 && addr && size) {
+                // Stacks grow down to addr; keep a margin for builtins and the error path.
+                size_t margin = std::min<size_t>(size / 4, 256u << 10);
+                r = (uintptr_t)addr + margin;
+            }
+            pthread_attr_destroy(&attr);
         }
-        pthread_attr_destroy(&attr);
-    }
 #endif
+        return r;
+    }();
+    return floor;
+}
+
+}  // namespace
+
+Interp::Interp(const Options& opt) : opt_(opt) {
+    uintptr_t floor = thread_stack_floor();
+    if (floor && (uintptr_t)__builtin_frame_address(0) > floor) stack_limit_ = floor;
 }
 
 void Interp::check_size(size_t n, int line) const {
