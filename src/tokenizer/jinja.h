@@ -11,7 +11,24 @@
 //
 // Everything that goes wrong (syntax errors, unsupported filters/tests/statements, type errors,
 // raise_exception, runaway recursion or output) throws yiti::Error with a message of the form
-// "jinja: line N: ...".
+// "jinja: line N: ...". An unknown filter or test fails when it is evaluated (as in Jinja2 3.x),
+// so one in a branch that never runs is harmless.
+//
+// Supported: if/elif/else, for (loop.*, else, `if` filter, unpacking, recursive, break/continue),
+// set (names, tuples, ns.attr, block set with filters), macro/call/caller, filter blocks, with,
+// raw, do, Hugging Face's {% generation %} (renders its body); the whole expression language
+// including *args/**kwargs; Jinja2's builtin tests; the builtin filters except those listed below;
+// the common str/list/dict methods. Strings index by code point; Markup strings from |safe and
+// |escape escape the plain operand of `+` as in Jinja2.
+//
+// Not supported (a clear error): extends/block/include/import/from/autoescape/trans statements;
+// the filters groupby, slice, xmlattr, urlize, urlencode, wordwrap, striptags, filesizeformat,
+// pprint, random. Known differences from Python: upper/lower/title map case only for Latin,
+// Greek and Cyrillic; filters that return generators in Jinja2 (map, select, reject,
+// selectattr, rejectattr, unique, items, batch, reverse) return values that are always true and
+// have no length, like generators, but can be iterated more than once; |items on a non-mapping
+// fails at once; list/dict mutating methods (append, pop, update, ...) work, where Hugging
+// Face's immutable sandbox refuses them.
 #pragma once
 
 #include <cstddef>
