@@ -662,7 +662,7 @@ bool contains(const Value& container, const Value& item, int line) {
             return false;
         case Value::T::Dict:
             if (container.as_dict().is_namespace) break;
-            if ((item.is_list() && !item.as_list().tuple) || item.is_dict())
+            if ((item.is_list() && !item.as_list().tuple && !item.as_list().lazy) || item.is_dict())
                 fail(line, "unhashable type: '" + item.type_name() + "'");
             return container.as_dict().find(item) != nullptr;
         default: break;
