@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -93,6 +94,11 @@ int cmd_serve(int argc, char** argv) {
     server::ChatPrompt chat(m->file(), *tok, tmpl_src);
     if (chat.is_fallback()) fprintf(stderr, "yiti serve: %s; using ChatML\n", chat.fallback_reason().c_str());
 
+    const auto& hp = m->hparams();
+    if (n_ctx == 0) n_ctx = std::min<int64_t>(hp.n_ctx_train > 0 ? hp.n_ctx_train : 4096, 4096);
+    if (kv_tokens > 0 && n_ctx > kv_tokens) throw Error("--ctx-size must not exceed --kv-size");
+    if (kv_tokens == 0) kv_tokens = 4 * n_ctx;
+
     engine::EngineOptions eo;
     eo.n_threads = threads;
     eo.exact = exact;
@@ -101,7 +107,6 @@ int cmd_serve(int argc, char** argv) {
     eo.prefix_cache = !no_prefix_cache;
     eo.n_ctx_per_seq = n_ctx;
     eo.n_ctx = kv_tokens;
-    if (kv_tokens > 0 && n_ctx > kv_tokens) throw Error("--ctx-size must not exceed --kv-size");
     engine::Engine eng(m, eo);
 
     server::ApiOptions ao;
@@ -121,11 +126,10 @@ int cmd_serve(int argc, char** argv) {
     srv.bind(host, port);
     api.set_connection_counter([&srv] { return srv.open_connections(); });
 
-    const auto& hp = m->hparams();
-    fprintf(stderr, "yiti serve: model '%s' (%s, %d layers, vocab %lld), %s, context %lld per request, %d parallel%s%s\n",
+    fprintf(stderr, "yiti serve: model '%s' (%s, %d layers, vocab %lld), %s, context %lld per request, KV cache %lld tokens, %d parallel%s%s\n",
             ao.model_id.c_str(), hp.arch.c_str(), hp.n_layer, (long long)hp.n_vocab,
             chat.is_fallback() ? "ChatML template (the model has none)" : "the model's chat template",
-            (long long)eng.n_ctx_per_seq(), eng.options().n_parallel, exact ? ", exact" : "",
+            (long long)eng.n_ctx_per_seq(), (long long)eng.stats().kv_tokens_capacity, eng.options().n_parallel, exact ? ", exact" : "",
             api_key.empty() ? "" : ", API key required");
     const std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     fprintf(stderr, "yiti serve: listening on http://%s:%d\n", shown_host.c_str(), srv.port());
