@@ -11,7 +11,8 @@ ninja -C build
 (cd build && ctest --output-on-failure -j "$jobs")
 
 echo "== ASan + UBSan build + ctest"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DYITI_SANITIZE=ON >/dev/null
+# -O1 with line tables: readable reports at a fraction of the compile time of -O2 -g.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DYITI_SANITIZE=ON >/dev/null
 ninja -C build-asan
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j "$jobs")
 
