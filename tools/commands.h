@@ -10,4 +10,6 @@ int cmd_template(int argc, char** argv);
 int cmd_chat(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 int cmd_bench_serve(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+int cmd_synth(int argc, char** argv);
 }  // namespace yiti::cli

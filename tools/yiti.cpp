@@ -24,6 +24,8 @@ const Command k_commands[] = {
     {"template", yiti::cli::cmd_template, "render a chat template with a JSON context"},
     {"serve", yiti::cli::cmd_serve, "serve an OpenAI-compatible HTTP API and a web chat page"},
     {"bench-serve", yiti::cli::cmd_bench_serve, "measure a running server under 1..16 concurrent clients"},
+    {"bench", yiti::cli::cmd_bench, "measure prompt and generation speed and the memory bandwidth they reach"},
+    {"synth", yiti::cli::cmd_synth, "write a random-weight model of a realistic shape for benchmarks"},
 };
 
 void usage(FILE* f) {

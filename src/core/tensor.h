@@ -30,6 +30,12 @@ struct Tensor {
     size_t nb[4] = {0, 0, 0, 0};
     const void* data = nullptr;
     Device device;
+    // Set when the CPU backend repacked the weights at load (cpu/packed.h): the same matrix in
+    // groups of 16 interleaved rows, packed_group bytes per group, packed_nb2 bytes per 2-D slice.
+    // data keeps pointing at the GGUF bytes (exact mode, embedding lookups, row slices).
+    const void* packed = nullptr;
+    size_t packed_group = 0;
+    size_t packed_nb2 = 0;
 
     bool valid() const { return data != nullptr; }
     int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }

@@ -1,12 +1,16 @@
-// The matrix product driver: quantizes activations once, then hands tiles of weight rows ×
-// activation columns to the type's kernels on the thread pool.
+// The matrix product driver: quantizes activations once per (input, format), then hands tiles of
+// weight rows x activation columns to the type's kernels on the thread pool. Several products can
+// run as one job list (Q/K/V, gate/up, the experts of a MoE layer): one quantization step and one
+// parallel region for all of them, instead of a pool synchronization per matrix.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
 #include "core/error.h"
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
+#include "cpu/packed.h"
 
 namespace yiti::cpu {
 
@@ -14,71 +18,211 @@ namespace {
 
 constexpr int64_t k_col_tile = 64;  // activation columns per tile (their quantized rows stay in cache)
 
-// Rows per tile: enough tiles for every thread to have several, at least a few rows each.
-int64_t row_tile(int64_t n_rows, int64_t n_col_tiles, int n_threads) {
-    const int64_t want_tiles = 8LL * n_threads;
-    int64_t rt = (n_rows * n_col_tiles + want_tiles - 1) / want_tiles;
-    rt = std::clamp<int64_t>(rt, 4, 64);
-    return (rt + 3) / 4 * 4;
+void matmul_exact(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y) {
+    const int64_t n_in = w.ne[0], n_out = w.ne[1];
+    const CpuKernels* k = cpu_kernels(w.type);
+    if (!k) throw Error(strprintf("tensor '%s': type %s has no CPU kernels", w.name.c_str(), dtype_name(w.type)));
+    const int64_t n_col_tiles = (n_tokens + k_col_tile - 1) / k_col_tile;
+    const int64_t rt = std::clamp<int64_t>((n_out * n_col_tiles + 8 * pool.size() - 1) / (8 * pool.size()), 4, 64);
+    const int64_t n_row_tiles = (n_out + rt - 1) / rt;
+    pool.parallel_for(n_row_tiles * n_col_tiles, 1, [&](int64_t b, int64_t e) {
+        std::vector<float> wrow((size_t)n_in);
+        for (int64_t tile = b; tile < e; ++tile) {
+            const int64_t r0 = (tile / n_col_tiles) * rt, c0 = (tile % n_col_tiles) * k_col_tile;
+            const int64_t r1 = std::min(n_out, r0 + rt), c1 = std::min(n_tokens, c0 + k_col_tile);
+            for (int64_t r = r0; r < r1; ++r) {
+                k->to_float(w.row(r), wrow.data(), n_in);
+                for (int64_t c = c0; c < c1; ++c) y[c * n_out + r] = dot_f32(wrow.data(), x + c * n_in, n_in);
+            }
+        }
+    });
+}
+
+// How one job's activations are prepared.
+struct ActFormat {
+    void (*quantize)(const float*, void*, int64_t) = nullptr;  // null: F32 as is
+    size_t (*bytes_fn)(int64_t) = nullptr;
+    DType vdt = DType::F32;
+    size_t row_bytes(int64_t n_in) const { return bytes_fn ? bytes_fn(n_in) : row_size(vdt, n_in); }
+    bool operator==(const ActFormat& o) const { return quantize == o.quantize && bytes_fn == o.bytes_fn && vdt == o.vdt; }
+};
+
+struct Prepared {
+    const float* x;
+    int64_t n_in, n_tokens;
+    ActFormat fmt;
+    size_t ld;
+    size_t offset;  // into the shared buffer
+};
+
+struct JobPlan {
+    const Tensor* w;
+    const PackedKernels* pk;  // packed path
+    const CpuKernels* k;      // plain path
+    const uint8_t* xq;
+    size_t ld_x;
+    int64_t n_in, n_out, n_tokens;
+    float* y;
+    int64_t row_unit;   // rows per task
+    int64_t col_unit;   // columns per task
+    int64_t n_row_tasks, n_col_tasks;
+    int64_t first_task;
+};
+
+// Quantization buffer reused across calls by the thread that drives the products.
+std::vector<uint8_t>& act_buffer() {
+    thread_local std::vector<uint8_t> buf;
+    return buf;
 }
 
 }  // namespace
 
-void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y, bool exact) {
-    const int64_t n_in = w.ne[0], n_out = w.ne[1];
-    YITI_ASSERT(w.ne[2] == 1 && w.ne[3] == 1);
-    const CpuKernels* k = cpu_kernels(w.type);
-    if (!k) throw Error(strprintf("tensor '%s': type %s has no CPU kernels", w.name.c_str(), dtype_name(w.type)));
-    const size_t ld_w = w.row_bytes();
-    const int64_t n_col_tiles = (n_tokens + k_col_tile - 1) / k_col_tile;
-    const int64_t rt = row_tile(n_out, n_col_tiles, pool.size());
-    const int64_t n_row_tiles = (n_out + rt - 1) / rt;
-    const int64_t n_tiles = n_row_tiles * n_col_tiles;
-
+void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact) {
     if (exact) {
-        // Dequantized weights × F32 activations.
-        pool.parallel_for(n_tiles, 1, [&](int64_t b, int64_t e) {
-            std::vector<float> wrow((size_t)n_in);
-            for (int64_t tile = b; tile < e; ++tile) {
-                const int64_t r0 = (tile / n_col_tiles) * rt, c0 = (tile % n_col_tiles) * k_col_tile;
-                const int64_t r1 = std::min(n_out, r0 + rt), c1 = std::min(n_tokens, c0 + k_col_tile);
-                for (int64_t r = r0; r < r1; ++r) {
-                    k->to_float(w.row(r), wrow.data(), n_in);
-                    for (int64_t c = c0; c < c1; ++c) y[c * n_out + r] = dot_f32(wrow.data(), x + c * n_in, n_in);
-                }
-            }
-        });
+        for (size_t j = 0; j < n_jobs; ++j) matmul_exact(pool, *jobs[j].w, jobs[j].x, jobs[j].n_tokens, jobs[j].y);
         return;
     }
-
-    const DType vdt = k->vec_dot_type;
-    const void* xq = x;
-    size_t ld_x = (size_t)n_in * sizeof(float);
-    std::vector<uint8_t> xq_buf;
-    if (vdt != DType::F32) {
-        YITI_ASSERT(k->from_float);
-        ld_x = row_size(vdt, n_in);
-        xq_buf.resize(ld_x * (size_t)n_tokens);
-        pool.parallel_for(n_tokens, 1, [&](int64_t b, int64_t e) {
-            for (int64_t t = b; t < e; ++t) k->from_float(x + t * n_in, xq_buf.data() + t * ld_x, n_in);
-        });
-        xq = xq_buf.data();
-    }
-    const uint8_t* xb = (const uint8_t*)xq;
-    const uint8_t* wb = (const uint8_t*)w.data;
-    pool.parallel_for(n_tiles, 1, [&](int64_t b, int64_t e) {
-        for (int64_t tile = b; tile < e; ++tile) {
-            const int64_t r0 = (tile / n_col_tiles) * rt, c0 = (tile % n_col_tiles) * k_col_tile;
-            const int64_t r1 = std::min(n_out, r0 + rt), c1 = std::min(n_tokens, c0 + k_col_tile);
-            if (k->gemm) {
-                k->gemm(n_in, y + c0 * n_out + r0, (size_t)n_out, wb + r0 * ld_w, ld_w, (int)(r1 - r0),
-                        xb + c0 * ld_x, ld_x, (int)(c1 - c0));
-            } else {
-                for (int64_t c = c0; c < c1; ++c)
-                    for (int64_t r = r0; r < r1; ++r) k->vec_dot(n_in, y + c * n_out + r, wb + r * ld_w, xb + c * ld_x);
+    std::vector<JobPlan> plans;
+    std::vector<Prepared> preps;
+    std::vector<size_t> prep_of;
+    plans.reserve(n_jobs);
+    size_t buf_bytes = 0;
+    for (size_t j = 0; j < n_jobs; ++j) {
+        const MatmulJob& job = jobs[j];
+        const Tensor& w = *job.w;
+        YITI_ASSERT(w.ne[2] == 1 && w.ne[3] == 1);
+        if (job.n_tokens <= 0) continue;
+        JobPlan p{};
+        p.w = &w;
+        p.n_in = w.ne[0];
+        p.n_out = w.ne[1];
+        p.n_tokens = job.n_tokens;
+        p.y = job.y;
+        ActFormat fmt;
+        p.pk = w.packed ? packed_kernels(w.type) : nullptr;
+        if (p.pk) {
+            fmt.quantize = p.pk->quantize_act;
+            fmt.bytes_fn = p.pk->act_bytes;
+        } else {
+            p.k = cpu_kernels(w.type);
+            if (!p.k)
+                throw Error(strprintf("tensor '%s': type %s has no CPU kernels", w.name.c_str(), dtype_name(w.type)));
+            fmt.vdt = p.k->vec_dot_type;
+            fmt.quantize = fmt.vdt == DType::F32 ? nullptr : p.k->from_float;
+        }
+        // Same input, same format: quantized once.
+        size_t pi = preps.size();
+        for (size_t q = 0; q < preps.size(); ++q)
+            if (preps[q].x == job.x && preps[q].n_in == p.n_in && preps[q].n_tokens == job.n_tokens && preps[q].fmt == fmt) {
+                pi = q;
+                break;
             }
+        if (pi == preps.size()) {
+            Prepared pr{job.x, p.n_in, job.n_tokens, fmt, fmt.quantize ? fmt.row_bytes(p.n_in) : p.n_in * sizeof(float),
+                        buf_bytes};
+            if (fmt.quantize) buf_bytes += (pr.ld * (size_t)job.n_tokens + 63) / 64 * 64;
+            preps.push_back(pr);
+        }
+        prep_of.push_back(pi);
+        plans.push_back(p);
+    }
+    if (plans.empty()) return;
+
+    // Quantize the activations: inline when small (decode), else on the pool.
+    std::vector<uint8_t>& buf = act_buffer();
+    if (buf.size() < buf_bytes) buf.resize(buf_bytes);
+    int64_t q_rows = 0, q_elems = 0;
+    for (auto& pr : preps)
+        if (pr.fmt.quantize) q_rows += pr.n_tokens, q_elems += pr.n_tokens * pr.n_in;
+    auto quantize_row = [&](int64_t it) {
+        for (auto& pr : preps) {
+            if (!pr.fmt.quantize) continue;
+            if (it < pr.n_tokens) {
+                pr.fmt.quantize(pr.x + it * pr.n_in, buf.data() + pr.offset + (size_t)it * pr.ld, pr.n_in);
+                return;
+            }
+            it -= pr.n_tokens;
+        }
+    };
+    if (q_rows > 0) {
+        if (q_elems <= 32768 || pool.size() == 1) {
+            for (int64_t it = 0; it < q_rows; ++it) quantize_row(it);
+        } else {
+            pool.parallel_for(q_rows, 1, [&](int64_t b, int64_t e) {
+                for (int64_t it = b; it < e; ++it) quantize_row(it);
+            });
+        }
+    }
+    for (size_t j = 0; j < plans.size(); ++j) {
+        const Prepared& pr = preps[prep_of[j]];
+        plans[j].xq = pr.fmt.quantize ? buf.data() + pr.offset : (const uint8_t*)pr.x;
+        plans[j].ld_x = pr.ld;
+    }
+
+    // Tasks: about 16 per thread, none smaller than ~256K multiply-adds.
+    double total = 0;
+    for (auto& p : plans) total += (double)p.n_out * (double)p.n_tokens * (double)p.n_in;
+    const double per_task = std::max(total / (16.0 * pool.size()), 262144.0);
+    int64_t n_tasks = 0;
+    for (auto& p : plans) {
+        const int64_t unit = p.pk ? kPackRows : 4;
+        p.col_unit = std::min<int64_t>(p.n_tokens, k_col_tile);
+        const double per_row = (double)p.col_unit * (double)p.n_in;
+        int64_t rows = (int64_t)(per_task / per_row);
+        rows = std::clamp<int64_t>((rows + unit - 1) / unit * unit, unit, (p.n_out + unit - 1) / unit * unit);
+        if (!p.pk) rows = std::min<int64_t>(rows, 64);
+        p.row_unit = rows;
+        p.n_row_tasks = (p.n_out + rows - 1) / rows;
+        p.n_col_tasks = (p.n_tokens + p.col_unit - 1) / p.col_unit;
+        p.first_task = n_tasks;
+        n_tasks += p.n_row_tasks * p.n_col_tasks;
+    }
+
+    auto run_task = [&](int64_t task) {
+        size_t j = 0;
+        while (j + 1 < plans.size() && plans[j + 1].first_task <= task) ++j;
+        const JobPlan& p = plans[j];
+        const int64_t t = task - p.first_task;
+        // Column tiles vary fastest: neighbouring tasks share weight rows.
+        const int64_t r0 = (t / p.n_col_tasks) * p.row_unit, c0 = (t % p.n_col_tasks) * p.col_unit;
+        const int64_t r1 = std::min(p.n_out, r0 + p.row_unit), c1 = std::min(p.n_tokens, c0 + p.col_unit);
+        const uint8_t* xb = p.xq + (size_t)c0 * p.ld_x;
+        if (p.pk) {
+            const uint8_t* wp = (const uint8_t*)p.w->packed;
+            for (int64_t r = r0; r < r1; r += kPackRows) {
+                const int nr = (int)std::min<int64_t>(kPackRows, r1 - r);
+                p.pk->gemm(p.n_in, p.y + c0 * p.n_out + r, (size_t)p.n_out, wp + (size_t)(r / kPackRows) * p.w->packed_group,
+                           nr, xb, p.ld_x, (int)(c1 - c0));
+            }
+        } else if (p.k->gemm) {
+            const size_t ld_w = p.w->row_bytes();
+            p.k->gemm(p.n_in, p.y + c0 * p.n_out + r0, (size_t)p.n_out, (const uint8_t*)p.w->data + r0 * ld_w, ld_w,
+                      (int)(r1 - r0), xb, p.ld_x, (int)(c1 - c0));
+        } else {
+            const size_t ld_w = p.w->row_bytes();
+            for (int64_t c = c0; c < c1; ++c)
+                for (int64_t r = r0; r < r1; ++r)
+                    p.k->vec_dot(p.n_in, p.y + c * p.n_out + r, (const uint8_t*)p.w->data + r * ld_w,
+                                 p.xq + (size_t)c * p.ld_x);
+        }
+    };
+    if (pool.size() == 1 || n_tasks == 1) {
+        for (int64_t t = 0; t < n_tasks; ++t) run_task(t);
+        return;
+    }
+    std::atomic<int64_t> next{0};
+    pool.run([&](int, int) {
+        for (;;) {
+            const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
+            if (t >= n_tasks) break;
+            run_task(t);
         }
     });
+}
+
+void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y, bool exact) {
+    const MatmulJob job{&w, x, n_tokens, y};
+    matmul_jobs(pool, &job, 1, exact);
 }
 
 }  // namespace yiti::cpu

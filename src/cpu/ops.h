@@ -14,6 +14,16 @@ namespace yiti::cpu {
 // weight rows to F32 and multiplies in F32.
 void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y, bool exact);
 
+// Several independent products y = W x in one go: activations shared by several jobs (same x, same
+// activation format) are quantized once, and all tiles run in one parallel region.
+struct MatmulJob {
+    const Tensor* w = nullptr;
+    const float* x = nullptr;
+    int64_t n_tokens = 0;
+    float* y = nullptr;
+};
+void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact);
+
 // out[k] = row ids[k] of w as F32 (embedding lookup). Throws Error for an id out of range.
 void get_rows(const Tensor& w, const int32_t* ids, int64_t n, float* out);
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
@@ -543,16 +544,28 @@ void Writer::set_arr_i32(const std::string& key, const std::vector<int32_t>& x) 
 
 void Writer::add_tensor(const std::string& name, DType type, const std::vector<int64_t>& ne, const void* data,
                         size_t size) {
+    YITI_ASSERT(!out_);
     YITI_ASSERT(!ne.empty() && ne.size() <= 4);
     int64_t n = 1;
     for (int64_t x : ne) n *= x;
     YITI_ASSERT(row_size(type, n) == size);
-    PendingTensor t{name, type, ne, {}};
+    PendingTensor t{name, type, ne, {}, size, false};
     t.data.assign((const uint8_t*)data, (const uint8_t*)data + size);
     tensors_.push_back(std::move(t));
 }
 
-std::vector<uint8_t> Writer::to_bytes() const {
+size_t Writer::declare_tensor(const std::string& name, DType type, const std::vector<int64_t>& ne) {
+    YITI_ASSERT(!out_);
+    YITI_ASSERT(!ne.empty() && ne.size() <= 4);
+    int64_t n = 1;
+    for (int64_t x : ne) n *= x;
+    YITI_ASSERT(n % dtype_info(type).block_size == 0);
+    const size_t size = row_size(type, n);
+    tensors_.push_back(PendingTensor{name, type, ne, {}, size, true});
+    return size;
+}
+
+std::vector<uint8_t> Writer::header_bytes(std::vector<uint64_t>* offsets, uint64_t* data_size) const {
     std::vector<uint8_t> out;
     put_bytes(out, "GGUF", 4);
     put<uint32_t>(out, 3);
@@ -596,23 +609,32 @@ std::vector<uint8_t> Writer::to_bytes() const {
         put_value(v);
     }
     uint64_t offset = 0;
-    std::vector<uint64_t> offsets;
+    offsets->clear();
     for (auto& t : tensors_) {
         put_str(out, t.name);
         put<uint32_t>(out, (uint32_t)t.ne.size());
         for (int64_t x : t.ne) put<uint64_t>(out, (uint64_t)x);
         put<uint32_t>(out, (uint32_t)t.type);
         put<uint64_t>(out, offset);
-        offsets.push_back(offset);
-        offset += (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
+        offsets->push_back(offset);
+        offset += (t.size + alignment_ - 1) / alignment_ * alignment_;
     }
     out.resize((out.size() + alignment_ - 1) / alignment_ * alignment_, 0);
+    *data_size = offset;
+    return out;
+}
+
+std::vector<uint8_t> Writer::to_bytes() const {
+    std::vector<uint64_t> offsets;
+    uint64_t data_size = 0;
+    std::vector<uint8_t> out = header_bytes(&offsets, &data_size);
     const size_t base = out.size();
     for (size_t k = 0; k < tensors_.size(); ++k) {
+        YITI_ASSERT(!tensors_[k].streamed);  // declared tensors have no bytes here: use begin()
         out.resize(base + offsets[k], 0);
         put_bytes(out, tensors_[k].data.data(), tensors_[k].data.size());
     }
-    if (!tensors_.empty()) out.resize(base + offset, 0);
+    if (!tensors_.empty()) out.resize(base + data_size, 0);
     return out;
 }
 
@@ -623,6 +645,80 @@ void Writer::write(const std::string& path) const {
     size_t w = fwrite(bytes.data(), 1, bytes.size(), f);
     int rc = fclose(f);
     if (w != bytes.size() || rc != 0) throw Error(strprintf("gguf: writing '%s' failed", path.c_str()));
+}
+
+void Writer::stream_put(const void* p, size_t n) {
+    if (n && fwrite(p, 1, n, out_.get()) != n)
+        throw Error(strprintf("gguf: writing '%s' failed: %s", out_path_.c_str(), strerror(errno)));
+    pos_ += n;
+}
+
+void Writer::stream_advance() {
+    static const uint8_t zeros[256] = {};
+    for (;;) {
+        if (cur_ >= tensors_.size()) return;
+        PendingTensor& t = tensors_[cur_];
+        if (cur_written_ == 0 && pos_ < offsets_[cur_]) {
+            while (pos_ < offsets_[cur_]) stream_put(zeros, (size_t)std::min<uint64_t>(sizeof zeros, offsets_[cur_] - pos_));
+        }
+        if (!t.streamed && cur_written_ < t.size) {
+            stream_put(t.data.data(), t.size);
+            cur_written_ = t.size;
+        }
+        if (cur_written_ < t.size) return;
+        ++cur_;
+        cur_written_ = 0;
+    }
+}
+
+void Writer::begin(const std::string& path) {
+    YITI_ASSERT(!out_);
+    std::vector<uint8_t> header = header_bytes(&offsets_, &data_size_);
+    out_.reset(fopen(path.c_str(), "wb"));
+    if (!out_) throw Error(strprintf("gguf: cannot create '%s': %s", path.c_str(), strerror(errno)));
+    out_path_ = path;
+    if (fwrite(header.data(), 1, header.size(), out_.get()) != header.size())
+        throw Error(strprintf("gguf: writing '%s' failed: %s", path.c_str(), strerror(errno)));
+    cur_ = 0;
+    cur_written_ = 0;
+    pos_ = 0;
+    stream_advance();
+}
+
+void Writer::write_data(const void* data, size_t size) {
+    YITI_ASSERT(out_);
+    const uint8_t* p = (const uint8_t*)data;
+    while (size > 0) {
+        if (cur_ >= tensors_.size())
+            throw Error(strprintf("gguf: writing '%s': %zu bytes beyond the last tensor", out_path_.c_str(), size));
+        const size_t n = std::min(size, tensors_[cur_].size - cur_written_);
+        stream_put(p, n);
+        cur_written_ += n;
+        p += n;
+        size -= n;
+        stream_advance();
+    }
+}
+
+const std::string& Writer::current_tensor() const {
+    static const std::string none;
+    return cur_ < tensors_.size() ? tensors_[cur_].name : none;
+}
+
+size_t Writer::current_remaining() const { return cur_ < tensors_.size() ? tensors_[cur_].size - cur_written_ : 0; }
+
+void Writer::finish() {
+    YITI_ASSERT(out_);
+    if (cur_ < tensors_.size()) {
+        out_.reset();
+        throw Error(strprintf("gguf: writing '%s': tensor '%s' is missing %zu bytes", out_path_.c_str(),
+                              tensors_[cur_].name.c_str(), tensors_[cur_].size - cur_written_));
+    }
+    static const uint8_t zeros[256] = {};
+    if (!tensors_.empty())
+        while (pos_ < data_size_) stream_put(zeros, (size_t)std::min<uint64_t>(sizeof zeros, data_size_ - pos_));
+    FILE* f = out_.release();
+    if (fclose(f) != 0) throw Error(strprintf("gguf: writing '%s' failed: %s", out_path_.c_str(), strerror(errno)));
 }
 
 }  // namespace yiti::gguf

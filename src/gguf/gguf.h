@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -108,8 +109,16 @@ private:
 };
 
 // Builds GGUF v3 files (tests, tools, synthetic models).
+//
+// Two ways to write: in memory (add_tensor with the bytes, then to_bytes() or write()), or streamed
+// for files larger than memory: declare_tensor() each tensor (shape and type only, no bytes), then
+// begin(path) writes the header, write_data() appends the tensors' bytes in declaration order (any
+// number of calls per tensor; padding is inserted between tensors), and finish() checks that every
+// declared byte arrived and closes the file. Tensors added with add_tensor() in a streamed file are
+// written by the writer itself when their turn comes.
 class Writer {
 public:
+
     void set_u32(const std::string& key, uint32_t v);
     void set_i32(const std::string& key, int32_t v);
     void set_u64(const std::string& key, uint64_t v);
@@ -126,8 +135,17 @@ public:
                     size_t size);
     void set_alignment(uint32_t a) { alignment_ = a; }
 
-    std::vector<uint8_t> to_bytes() const;
+    std::vector<uint8_t> to_bytes() const;      // all tensors must have been added with their bytes
     void write(const std::string& path) const;  // throws Error
+
+    // Streaming (see above). Returns the tensor's size in bytes.
+    size_t declare_tensor(const std::string& name, DType type, const std::vector<int64_t>& ne);
+    void begin(const std::string& path);          // throws Error
+    void write_data(const void* data, size_t size);  // bytes of the current tensor (in order)
+    void finish();                                // throws Error when tensors are incomplete
+    // The tensor the next write_data() call continues, and how many of its bytes are still due.
+    const std::string& current_tensor() const;
+    size_t current_remaining() const;
 
 private:
     struct PendingTensor {
@@ -135,10 +153,27 @@ private:
         DType type;
         std::vector<int64_t> ne;
         std::vector<uint8_t> data;
+        size_t size = 0;         // bytes
+        bool streamed = false;   // declared without data
     };
+    std::vector<uint8_t> header_bytes(std::vector<uint64_t>* offsets, uint64_t* data_size) const;
+    void stream_put(const void* p, size_t n);
+    void stream_advance();  // pads and moves past completed tensors, writing in-memory ones
+
     std::vector<std::pair<std::string, Value>> kvs_;
     std::vector<PendingTensor> tensors_;
     uint32_t alignment_ = 32;
+    // Streaming state
+    struct FileCloser {
+        void operator()(FILE* f) const { fclose(f); }
+    };
+    std::unique_ptr<FILE, FileCloser> out_;
+    std::string out_path_;
+    size_t cur_ = 0;          // index of the tensor being written
+    size_t cur_written_ = 0;  // its bytes written so far
+    uint64_t pos_ = 0;        // bytes of the data section written so far
+    uint64_t data_size_ = 0;  // bytes of the whole data section
+    std::vector<uint64_t> offsets_;
 };
 
 }  // namespace yiti::gguf

@@ -1,8 +1,12 @@
 #include "model/model.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "cpu/packed.h"
 
 namespace yiti::model {
 
@@ -30,16 +34,53 @@ int64_t Batch::n_outputs() const {
     return n;
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<Model> load_model_impl(const std::string& path) {
     std::shared_ptr<gguf::File> f = gguf::File::open(path);
     auto arch = f->get_str("general.architecture");
     if (!arch) throw Error(strprintf("model: %s: metadata 'general.architecture' is missing", path.c_str()));
     for (auto& a : k_archs)
-        if (*arch == a.name) return a.make(f);
+        if (*arch == a.name) {
+            std::unique_ptr<Model> m = a.make(f);
+            m->pack_pool_.reset();
+            return m;
+        }
     std::string list;
     for (auto& a : k_archs) list += std::string(list.empty() ? "" : ", ") + a.name;
     throw Error(strprintf("model: %s: architecture '%s' is not supported (supported: %s)", path.c_str(),
                           arch->c_str(), list.c_str()));
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path) { return load_model_impl(path); }
+
+void Model::pack(Tensor& t) {
+    if (!t.valid() || t.packed || t.n_dims < 2 || t.n_dims > 3) return;
+    const cpu::PackedKernels* pk = cpu::packed_kernels(t.type);
+    if (!pk) return;
+    const int64_t n_in = t.ne[0], n_rows = t.ne[1], n_mat = t.ne[2];
+    const size_t gb = pk->group_bytes(n_in);
+    const int64_t n_groups = (n_rows + cpu::kPackRows - 1) / cpu::kPackRows;
+    const size_t per_mat = (size_t)n_groups * gb;
+    const size_t bytes = per_mat * (size_t)n_mat;
+    // Anonymous memory, asked for transparent huge pages: the kernels stream it linearly.
+    const size_t huge = 2u << 20;
+    const size_t map_bytes = (bytes + huge - 1) / huge * huge;
+    void* p = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw Error(strprintf("model: cannot allocate %zu bytes for packed '%s'", bytes, t.name.c_str()));
+    madvise(p, map_bytes, MADV_HUGEPAGE);
+    packed_mem_.emplace_back(p, [map_bytes](void* q) { munmap(q, map_bytes); });
+    if (!pack_pool_) pack_pool_ = std::make_unique<ThreadPool>(default_thread_count());
+    const size_t ld = t.nb[1];
+    pack_pool_->parallel_for(n_mat * n_groups, 4, [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) {
+            const int64_t m = it / n_groups, g = it % n_groups;
+            const int64_t r0 = g * cpu::kPackRows;
+            const int nr = (int)std::min<int64_t>(cpu::kPackRows, n_rows - r0);
+            pk->pack_group(t.row(r0, m), ld, nr, (uint8_t*)p + (size_t)m * per_mat + (size_t)g * gb, n_in);
+        }
+    });
+    t.packed = p;
+    t.packed_group = gb;
+    t.packed_nb2 = per_mat;
 }
 
 Tensor Model::tensor(const std::string& name, std::vector<int64_t> shape, bool required) const {
@@ -63,6 +104,7 @@ Tensor Model::tensor(const std::string& name, std::vector<int64_t> shape, bool r
         throw Error(strprintf("model: %s: tensor '%s' has type %s, which is not supported yet", file_->path().c_str(),
                               name.c_str(), info.name));
     Tensor t = make_tensor_view(name, ti->type, ti->ne, (int)shape.size(), ti->data);
+    if (name != "token_embd.weight") const_cast<Model*>(this)->pack(t);
     return t;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/threadpool.h"
 #include "cpu/ops.h"
 #include "gguf/gguf.h"
 #include "kv/kv_cache.h"
@@ -108,11 +109,20 @@ protected:
     // A 1-D F32 tensor of n values (norm weights, biases).
     Tensor tensor_f32(const std::string& name, int64_t n, bool required = true) const;
     std::string key(const std::string& suffix) const { return hp_.arch + "." + suffix; }
+    // Repacks a matrix (2-D, or stacked 3-D experts) into the CPU kernels' interleaved layout when
+    // its type has packed kernels on this CPU (cpu/packed.h); tensor() does this for every matrix
+    // but the token embeddings. Tied output embeddings call it on their copy.
+    void pack(Tensor& t);
     int64_t need_int(const std::string& k) const;
     void read_common_hparams();
 
     std::shared_ptr<gguf::File> file_;
     HParams hp_;
+
+private:
+    friend std::unique_ptr<Model> load_model_impl(const std::string& path);
+    std::vector<std::shared_ptr<void>> packed_mem_;  // repacked weights (huge-page backed where possible)
+    std::unique_ptr<ThreadPool> pack_pool_;          // during loading only
 };
 
 // Architectures (the table in model.cpp maps GGUF names to these).

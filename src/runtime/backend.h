@@ -17,6 +17,10 @@ public:
     virtual Device device() const = 0;
     // y[t] = W · x[t]; x and y are host F32 buffers.
     virtual void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y) = 0;
+    // Several products at once (all weights on this backend's device).
+    virtual void matmul_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) {
+        for (size_t j = 0; j < n_jobs; ++j) matmul(*jobs[j].w, jobs[j].x, jobs[j].n_tokens, jobs[j].y);
+    }
     virtual void attention(const cpu::AttnParams& p, kv::KVCache& cache, int il,
                            const std::vector<cpu::AttnSeq>& seqs, const float* q, float* out) = 0;
 };
@@ -27,6 +31,9 @@ public:
     Device device() const override { return {}; }
     void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y) override {
         cpu::matmul(pool_, w, x, n_tokens, y, exact_);
+    }
+    void matmul_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) override {
+        cpu::matmul_jobs(pool_, jobs, n_jobs, exact_);
     }
     void attention(const cpu::AttnParams& p, kv::KVCache& cache, int il, const std::vector<cpu::AttnSeq>& seqs,
                    const float* q, float* out) override {

@@ -1,0 +1,456 @@
+// Packed-weight kernels for AVX-512 VNNI (see cpu/packed.h): Q4_K, Q5_K and Q6_K against Q8_K
+// activations, Q8_0 against Q8_0 activations with their block sums.
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "cpu/kernels.h"
+#include "cpu/packed.h"
+#include "quant/blocks.h"
+
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own _mm512_undefined_*() helpers.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+namespace yiti::cpu {
+
+namespace {
+
+constexpr int R = kPackRows;
+
+inline __m512i bcast32(const void* p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+inline __m128i load128(const void* p) { return _mm_loadu_si128((const __m128i*)p); }
+inline __m512 load_f16x16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
+inline __mmask16 row_mask(int nr) { return (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1); }
+
+// ------------------------------------------------------------------------------------------------
+// Packed layouts, one per block of the row, for a group of 16 rows.
+
+// Q4_K / Q5_K: qs[p][k][r][i]: low nibble = q[r][64p + 4k + i] (sub-block 2p), high nibble =
+// q[r][64p + 32 + 4k + i] (sub-block 2p + 1); Q5_K adds qh[j/4 .. ][k][r][i] bits (see below).
+struct PQ4K {
+    uint16_t d[R], dmin[R];
+    uint8_t sc[8][R], mn[8][R];
+    uint8_t qs[4][8][R][4];
+};
+static_assert(sizeof(PQ4K) == 2368);
+
+// Q5_K: as Q4_K plus the fifth bits: qh[k][r][i] bit j = bit 4 of q[r][32j + 4k + i].
+struct PQ5K {
+    uint16_t d[R], dmin[R];
+    uint8_t sc[8][R], mn[8][R];
+    uint8_t qs[4][8][R][4];
+    uint8_t qh[8][R][4];
+};
+static_assert(sizeof(PQ5K) == 2880);
+
+// Q6_K (u = q + 32 in 0..63): ql as Q4_K's qs (low 4 bits), qh[g][k][r][i] bits 2t..2t+1 = bits 4..5 of
+// u[r][128g + 32t + 4k + i]; sc[k16][r] the int8 scale of elements 16 k16 ..
+struct PQ6K {
+    uint16_t d[R];
+    int8_t sc[16][R];
+    uint8_t ql[4][8][R][4];
+    uint8_t qh[2][8][R][4];
+};
+static_assert(sizeof(PQ6K) == 3360);
+
+// Q8_0 (32-element blocks): qs[k][r][i] = q[r][4k + i] + 128 (as unsigned).
+struct PQ80 {
+    uint16_t d[R];
+    uint8_t qs[8][R][4];
+};
+static_assert(sizeof(PQ80) == 544);
+
+// Q8_0 activations for the packed kernel: the block's scale as float and 128 * sum(qs), which
+// turns the unsigned-times-signed product of (w + 128) back into w . x.
+struct ActQ80 {
+    float d;
+    int32_t s128;
+    int8_t qs[32];
+};
+static_assert(sizeof(ActQ80) == 40);
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// The reference's packing of Q4_K / Q5_K 6-bit scales and mins.
+inline void scale_min_k4(int j, const uint8_t* s, int* sc, int* mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Packing (scalar; runs once at load)
+
+template <class P>
+size_t group_bytes_k(int64_t n_in) {
+    return (size_t)(n_in / QK_K) * sizeof(P);
+}
+
+void pack_q4_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
+    const int64_t nb = n_in / QK_K;
+    PQ4K* out = (PQ4K*)dst;
+    memset(out, 0, (size_t)nb * sizeof(PQ4K));
+    for (int64_t i = 0; i < nb; ++i) {
+        PQ4K& o = out[i];
+        for (int r = 0; r < nr; ++r) {
+            const block_q4_K& b = ((const block_q4_K*)((const uint8_t*)src + (size_t)r * ld))[i];
+            o.d[r] = b.d;
+            o.dmin[r] = b.dmin;
+            for (int j = 0; j < 8; ++j) {
+                int sc, mn;
+                scale_min_k4(j, b.scales, &sc, &mn);
+                o.sc[j][r] = (uint8_t)sc;
+                o.mn[j][r] = (uint8_t)mn;
+            }
+            // Source: elements 64p + l (l < 32) are the low nibbles of qs[32p + l], 64p + 32 + l the high.
+            for (int p = 0; p < 4; ++p)
+                for (int k = 0; k < 8; ++k)
+                    for (int t = 0; t < 4; ++t) o.qs[p][k][r][t] = b.qs[32 * p + 4 * k + t];
+        }
+    }
+}
+
+void pack_q5_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
+    const int64_t nb = n_in / QK_K;
+    PQ5K* out = (PQ5K*)dst;
+    memset(out, 0, (size_t)nb * sizeof(PQ5K));
+    for (int64_t i = 0; i < nb; ++i) {
+        PQ5K& o = out[i];
+        for (int r = 0; r < nr; ++r) {
+            const block_q5_K& b = ((const block_q5_K*)((const uint8_t*)src + (size_t)r * ld))[i];
+            o.d[r] = b.d;
+            o.dmin[r] = b.dmin;
+            for (int j = 0; j < 8; ++j) {
+                int sc, mn;
+                scale_min_k4(j, b.scales, &sc, &mn);
+                o.sc[j][r] = (uint8_t)sc;
+                o.mn[j][r] = (uint8_t)mn;
+            }
+            for (int p = 0; p < 4; ++p)
+                for (int k = 0; k < 8; ++k)
+                    for (int t = 0; t < 4; ++t) o.qs[p][k][r][t] = b.qs[32 * p + 4 * k + t];
+            // Source: element 32c + l has bit c of qh[l] as its bit 4.
+            for (int k = 0; k < 8; ++k)
+                for (int t = 0; t < 4; ++t) o.qh[k][r][t] = b.qh[4 * k + t];
+        }
+    }
+}
+
+void pack_q6_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
+    const int64_t nb = n_in / QK_K;
+    PQ6K* out = (PQ6K*)dst;
+    memset(out, 0, (size_t)nb * sizeof(PQ6K));
+    for (int64_t i = 0; i < nb; ++i) {
+        PQ6K& o = out[i];
+        for (int r = 0; r < nr; ++r) {
+            const block_q6_K& b = ((const block_q6_K*)((const uint8_t*)src + (size_t)r * ld))[i];
+            o.d[r] = b.d;
+            for (int k = 0; k < 16; ++k) o.sc[k][r] = b.scales[k];
+            // Source: in half h, element 128h + 32j + l takes its low 4 bits from ql[64h + 32(j%2) + l]
+            // (low nibble for j < 2, high for j >= 2) and bits 4..5 from bits 2j..2j+1 of qh[32h + l].
+            uint8_t u[QK_K];
+            for (int e = 0; e < QK_K; ++e) {
+                const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+                const int low = (b.ql[64 * h + 32 * (j % 2) + l] >> (4 * (j / 2))) & 0x0F;
+                const int high = (b.qh[32 * h + l] >> (2 * j)) & 3;
+                u[e] = (uint8_t)(low | (high << 4));
+            }
+            for (int p = 0; p < 4; ++p)
+                for (int k = 0; k < 8; ++k)
+                    for (int t = 0; t < 4; ++t)
+                        o.ql[p][k][r][t] = (uint8_t)((u[64 * p + 4 * k + t] & 15) | ((u[64 * p + 32 + 4 * k + t] & 15) << 4));
+            for (int g = 0; g < 2; ++g)
+                for (int k = 0; k < 8; ++k)
+                    for (int t = 0; t < 4; ++t) {
+                        int v = 0;
+                        for (int s = 0; s < 4; ++s) v |= ((u[128 * g + 32 * s + 4 * k + t] >> 4) & 3) << (2 * s);
+                        o.qh[g][k][r][t] = (uint8_t)v;
+                    }
+        }
+    }
+}
+
+size_t group_bytes_q8_0(int64_t n_in) { return (size_t)(n_in / QK8_0) * sizeof(PQ80); }
+
+void pack_q8_0(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
+    const int64_t nb = n_in / QK8_0;
+    PQ80* out = (PQ80*)dst;
+    memset(out, 0, (size_t)nb * sizeof(PQ80));
+    for (int64_t i = 0; i < nb; ++i) {
+        PQ80& o = out[i];
+        for (int r = 0; r < R; ++r)
+            for (int k = 0; k < 8; ++k)
+                for (int t = 0; t < 4; ++t) o.qs[k][r][t] = 128;  // missing rows: q = 0
+        for (int r = 0; r < nr; ++r) {
+            const block_q8_0& b = ((const block_q8_0*)((const uint8_t*)src + (size_t)r * ld))[i];
+            o.d[r] = b.d;
+            for (int k = 0; k < 8; ++k)
+                for (int t = 0; t < 4; ++t) o.qs[k][r][t] = (uint8_t)(b.qs[4 * k + t] + 128);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Activations
+
+size_t act_bytes_q8_K(int64_t n) { return (size_t)(n / QK_K) * sizeof(block_q8_K); }
+void quantize_act_q8_K(const float* x, void* dst, int64_t n) { cpu_kernels(DType::Q4_K)->from_float(x, dst, n); }
+
+size_t act_bytes_q8_0(int64_t n) { return (size_t)(n / QK8_0) * sizeof(ActQ80); }
+void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
+    // The Q8_0 quantization every Q8_0 kernel uses, then this kernel's block form.
+    const CpuKernels* k = cpu_kernels(DType::Q8_0);
+    const int64_t nb = n / QK8_0;
+    constexpr int64_t kChunk = 64;
+    block_q8_0 tmp[kChunk];
+    ActQ80* y = (ActQ80*)dst;
+    for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
+        const int64_t m = nb - b0 < kChunk ? nb - b0 : kChunk;
+        k->from_float(x + b0 * QK8_0, tmp, m * QK8_0);
+        for (int64_t i = 0; i < m; ++i) {
+            ActQ80& a = y[b0 + i];
+            a.d = h2f(tmp[i].d);
+            memcpy(a.qs, tmp[i].qs, 32);
+            int s = 0;
+            for (int t = 0; t < 32; ++t) s += tmp[i].qs[t];
+            a.s128 = 128 * s;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Kernels: one group of 16 rows against NC columns.
+
+// Q4_K and Q5_K (Q5 = true adds the fifth bit).
+template <bool Q5, int NC>
+inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const block_q8_K* const* xs, __m512* acc) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    using P = std::conditional_t<Q5, PQ5K, PQ4K>;
+    const P* B = (const P*)wg;
+    for (int64_t i = 0; i < nb; ++i) {
+        const P& b = B[i];
+        __m512i isum[NC], msum[NC];
+        for (int c = 0; c < NC; ++c) isum[c] = msum[c] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+        for (int p = 0; p < 4; ++p) {
+            __m512i da[NC], db[NC];
+            for (int c = 0; c < NC; ++c) da[c] = db[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; ++k) {
+                const __m512i v = load512(b.qs[p][k]);
+                __m512i lo = _mm512_and_si512(v, m4);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                if constexpr (Q5) {
+                    const __m512i h = load512(b.qh[k]);
+                    // bit (2p) -> bit 4 for lo, bit (2p + 1) -> bit 4 for hi
+                    const __m512i b4 = _mm512_set1_epi8(0x10);
+                    const __m512i hl = _mm512_and_si512(_mm512_rorv_epi32(h, _mm512_set1_epi32(2 * p + 28)), b4);
+                    const __m512i hh = _mm512_and_si512(_mm512_rorv_epi32(h, _mm512_set1_epi32(2 * p + 29)), b4);
+                    lo = _mm512_or_si512(lo, hl);
+                    hi = _mm512_or_si512(hi, hh);
+                }
+                for (int c = 0; c < NC; ++c) {
+                    da[c] = _mm512_dpbusd_epi32(da[c], lo, bcast32(xs[c][i].qs + 64 * p + 4 * k));
+                    db[c] = _mm512_dpbusd_epi32(db[c], hi, bcast32(xs[c][i].qs + 64 * p + 32 + 4 * k));
+                }
+            }
+            const __m512i sca = _mm512_cvtepu8_epi32(load128(b.sc[2 * p]));
+            const __m512i scb = _mm512_cvtepu8_epi32(load128(b.sc[2 * p + 1]));
+            __m512i ma = _mm512_cvtepu8_epi32(load128(b.mn[2 * p]));
+            __m512i mb = _mm512_cvtepu8_epi32(load128(b.mn[2 * p + 1]));
+            ma = _mm512_or_si512(ma, _mm512_slli_epi32(ma, 16));  // (mn, mn) int16 pairs
+            mb = _mm512_or_si512(mb, _mm512_slli_epi32(mb, 16));
+            for (int c = 0; c < NC; ++c) {
+                isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(da[c], sca),
+                                                                     _mm512_mullo_epi32(db[c], scb)));
+                msum[c] = _mm512_dpwssd_epi32(msum[c], ma, bcast32(xs[c][i].bsums + 4 * p));
+                msum[c] = _mm512_dpwssd_epi32(msum[c], mb, bcast32(xs[c][i].bsums + 4 * p + 2));
+            }
+        }
+        const __m512 d = load_f16x16(b.d), dm = load_f16x16(b.dmin);
+        for (int c = 0; c < NC; ++c) {
+            const __m512 yd = _mm512_set1_ps(xs[c][i].d);
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(isum[c]), acc[c]);
+            acc[c] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, yd), _mm512_cvtepi32_ps(msum[c]), acc[c]);
+        }
+    }
+}
+
+// Q6_K: bits 4..5 of sub-block j = 4g + t come from qh[g] at bit 2t.
+template <int t>
+inline __m512i q6_high(__m512i h) {
+    const __m512i m = _mm512_set1_epi8(0x30);
+    if constexpr (t == 0) return _mm512_and_si512(_mm512_slli_epi16(h, 4), m);
+    else if constexpr (t == 1) return _mm512_and_si512(_mm512_slli_epi16(h, 2), m);
+    else if constexpr (t == 2) return _mm512_and_si512(h, m);
+    else return _mm512_and_si512(_mm512_srli_epi16(h, 2), m);
+}
+
+template <int NC, int g, int t>
+inline void q6_sub(const PQ6K& b, const block_q8_K* const* xs, int64_t i, __m512i* isum) {
+    constexpr int j = 4 * g + t, p = j / 2;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i d0[NC], d1[NC];
+    for (int c = 0; c < NC; ++c) d0[c] = d1[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+        const __m512i l = load512(b.ql[p][k]);
+        const __m512i lo = (j & 1) ? _mm512_and_si512(_mm512_srli_epi16(l, 4), m4) : _mm512_and_si512(l, m4);
+        const __m512i q = _mm512_or_si512(lo, q6_high<t>(load512(b.qh[g][k])));
+        for (int c = 0; c < NC; ++c) {
+            if (k < 4) d0[c] = _mm512_dpbusd_epi32(d0[c], q, bcast32(xs[c][i].qs + 32 * j + 4 * k));
+            else d1[c] = _mm512_dpbusd_epi32(d1[c], q, bcast32(xs[c][i].qs + 32 * j + 4 * k));
+        }
+    }
+    const __m512i s0 = _mm512_cvtepi8_epi32(load128(b.sc[2 * j]));
+    const __m512i s1 = _mm512_cvtepi8_epi32(load128(b.sc[2 * j + 1]));
+    for (int c = 0; c < NC; ++c)
+        isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(d0[c], s0), _mm512_mullo_epi32(d1[c], s1)));
+}
+
+template <int NC>
+inline void gemm_q6_K_tile(int64_t nb, const uint8_t* wg, const block_q8_K* const* xs, __m512* acc) {
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    const PQ6K* B = (const PQ6K*)wg;
+    // int16 lane pairs (sc[2m][r], sc[2m + 1][r]) from the 32 int16 [sc[2m][0..15], sc[2m + 1][0..15]].
+    const __m512i pair_idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                              6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int64_t i = 0; i < nb; ++i) {
+        const PQ6K& b = B[i];
+        __m512i isum[NC], off[NC];
+        for (int c = 0; c < NC; ++c) isum[c] = off[c] = _mm512_setzero_si512();
+        q6_sub<NC, 0, 0>(b, xs, i, isum);
+        q6_sub<NC, 0, 1>(b, xs, i, isum);
+        q6_sub<NC, 0, 2>(b, xs, i, isum);
+        q6_sub<NC, 0, 3>(b, xs, i, isum);
+        q6_sub<NC, 1, 0>(b, xs, i, isum);
+        q6_sub<NC, 1, 1>(b, xs, i, isum);
+        q6_sub<NC, 1, 2>(b, xs, i, isum);
+        q6_sub<NC, 1, 3>(b, xs, i, isum);
+        // The stored offset: q = u - 32, so isum -= 32 * sum_k sc[k] * bsums[k].
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; ++m) {
+            const __m512i s = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)b.sc[2 * m]));
+            const __m512i sp = _mm512_permutexvar_epi16(pair_idx, s);
+            for (int c = 0; c < NC; ++c) off[c] = _mm512_dpwssd_epi32(off[c], sp, bcast32(xs[c][i].bsums + 2 * m));
+        }
+        const __m512 d = load_f16x16(b.d);
+        for (int c = 0; c < NC; ++c) {
+            const __m512i tot = _mm512_sub_epi32(isum[c], _mm512_slli_epi32(off[c], 5));
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[c][i].d)), _mm512_cvtepi32_ps(tot), acc[c]);
+        }
+    }
+}
+
+template <int NC>
+inline void gemm_q8_0_tile(int64_t nb, const uint8_t* wg, const ActQ80* const* xs, __m512* acc) {
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    const PQ80* B = (const PQ80*)wg;
+    for (int64_t i = 0; i < nb; ++i) {
+        const PQ80& b = B[i];
+        __m512i dot[NC];
+        for (int c = 0; c < NC; ++c) dot[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+            const __m512i w = load512(b.qs[k]);
+            for (int c = 0; c < NC; ++c) dot[c] = _mm512_dpbusd_epi32(dot[c], w, bcast32(xs[c][i].qs + 4 * k));
+        }
+        const __m512 d = load_f16x16(b.d);
+        for (int c = 0; c < NC; ++c) {
+            const __m512i isum = _mm512_sub_epi32(dot[c], _mm512_set1_epi32(xs[c][i].s128));
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[c][i].d)), _mm512_cvtepi32_ps(isum), acc[c]);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Column loop: tiles of up to kNC columns.
+
+constexpr int kNC = 4;
+
+template <class A, template <int> class K>
+void gemm_cols(int64_t nb, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc) {
+    const __mmask16 m = row_mask(nr);
+    for (int c0 = 0; c0 < nc; c0 += kNC) {
+        const int cn = nc - c0 < kNC ? nc - c0 : kNC;
+        const A* xs[kNC];
+        for (int c = 0; c < cn; ++c) xs[c] = (const A*)((const uint8_t*)x + (size_t)(c0 + c) * ld_x);
+        __m512 acc[kNC];
+        switch (cn) {
+            case 1: K<1>::run(nb, (const uint8_t*)group, xs, acc); break;
+            case 2: K<2>::run(nb, (const uint8_t*)group, xs, acc); break;
+            case 3: K<3>::run(nb, (const uint8_t*)group, xs, acc); break;
+            default: K<4>::run(nb, (const uint8_t*)group, xs, acc); break;
+        }
+        for (int c = 0; c < cn; ++c) _mm512_mask_storeu_ps(s + (size_t)(c0 + c) * ld_s, m, acc[c]);
+    }
+}
+
+template <int NC>
+struct KQ4 {
+    static void run(int64_t nb, const uint8_t* w, const block_q8_K* const* xs, __m512* acc) {
+        gemm_q45_K_tile<false, NC>(nb, w, xs, acc);
+    }
+};
+template <int NC>
+struct KQ5 {
+    static void run(int64_t nb, const uint8_t* w, const block_q8_K* const* xs, __m512* acc) {
+        gemm_q45_K_tile<true, NC>(nb, w, xs, acc);
+    }
+};
+template <int NC>
+struct KQ6 {
+    static void run(int64_t nb, const uint8_t* w, const block_q8_K* const* xs, __m512* acc) {
+        gemm_q6_K_tile<NC>(nb, w, xs, acc);
+    }
+};
+template <int NC>
+struct KQ80 {
+    static void run(int64_t nb, const uint8_t* w, const ActQ80* const* xs, __m512* acc) {
+        gemm_q8_0_tile<NC>(nb, w, xs, acc);
+    }
+};
+
+void gemm_q4_K(int64_t n, float* s, size_t ld_s, const void* g, int nr, const void* x, size_t ld_x, int nc) {
+    gemm_cols<block_q8_K, KQ4>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
+}
+void gemm_q5_K(int64_t n, float* s, size_t ld_s, const void* g, int nr, const void* x, size_t ld_x, int nc) {
+    gemm_cols<block_q8_K, KQ5>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
+}
+void gemm_q6_K(int64_t n, float* s, size_t ld_s, const void* g, int nr, const void* x, size_t ld_x, int nc) {
+    gemm_cols<block_q8_K, KQ6>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
+}
+void gemm_q8_0(int64_t n, float* s, size_t ld_s, const void* g, int nr, const void* x, size_t ld_x, int nc) {
+    gemm_cols<ActQ80, KQ80>(n / QK8_0, s, ld_s, g, nr, x, ld_x, nc);
+}
+
+const PackedKernels k_q4_K = {DType::Q4_K, group_bytes_k<PQ4K>, pack_q4_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q4_K};
+const PackedKernels k_q5_K = {DType::Q5_K, group_bytes_k<PQ5K>, pack_q5_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q5_K};
+const PackedKernels k_q6_K = {DType::Q6_K, group_bytes_k<PQ6K>, pack_q6_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q6_K};
+const PackedKernels k_q8_0 = {DType::Q8_0, group_bytes_q8_0, pack_q8_0, act_bytes_q8_0, quantize_act_q8_0, gemm_q8_0};
+
+}  // namespace
+
+const PackedKernels* packed_kernels_avx512vnni(DType t) {
+    switch (t) {
+        case DType::Q4_K: return &k_q4_K;
+        case DType::Q5_K: return &k_q5_K;
+        case DType::Q6_K: return &k_q6_K;
+        case DType::Q8_0: return &k_q8_0;
+        default: return nullptr;
+    }
+}
+
+}  // namespace yiti::cpu

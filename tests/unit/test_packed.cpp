@@ -1,0 +1,152 @@
+// Packed (repacked-at-load) weight kernels: every packed type against the scalar reference dot
+// product, bit-identical columns whatever the batch, row slices and expert slices of packed
+// tensors, and the job-list driver against single products.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "cpu/kernels.h"
+#include "cpu/ops.h"
+#include "cpu/packed.h"
+#include "quant/quant.h"
+
+using namespace yiti;
+
+namespace {
+
+const DType kPackedTypes[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0};
+
+struct PackedMatrix {
+    std::vector<uint8_t> raw, packed;
+    Tensor t;
+};
+
+// A random [n_mat][n_out][n_in] weight tensor in type t, packed when the CPU has packed kernels.
+PackedMatrix make_matrix(DType t, int64_t n_in, int64_t n_out, int64_t n_mat, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    PackedMatrix m;
+    const size_t rb = row_size(t, n_in);
+    m.raw.resize(rb * (size_t)(n_out * n_mat));
+    std::vector<float> row((size_t)n_in);
+    for (int64_t r = 0; r < n_out * n_mat; ++r) {
+        for (auto& v : row) v = nd(rng);
+        quant::quantize_row_ref(t, row.data(), m.raw.data() + (size_t)r * rb, n_in);
+    }
+    const int64_t ne[3] = {n_in, n_out, n_mat};
+    m.t = make_tensor_view("w", t, ne, n_mat > 1 ? 3 : 2, m.raw.data());
+    if (const cpu::PackedKernels* pk = cpu::packed_kernels(t)) {
+        const size_t gb = pk->group_bytes(n_in);
+        const size_t per = (size_t)((n_out + cpu::kPackRows - 1) / cpu::kPackRows) * gb;
+        m.packed.resize(per * (size_t)n_mat);
+        for (int64_t e = 0; e < n_mat; ++e)
+            cpu::pack_matrix(*pk, m.raw.data() + (size_t)e * rb * (size_t)n_out, rb, n_out, m.packed.data() + e * per, n_in);
+        m.t.packed = m.packed.data();
+        m.t.packed_group = gb;
+        m.t.packed_nb2 = per;
+    }
+    return m;
+}
+
+std::vector<float> random_x(int64_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> x((size_t)n);
+    for (auto& v : x) v = nd(rng);
+    return x;
+}
+
+}  // namespace
+
+// Each packed product is the reference dot product of the weight row with the quantized activation,
+// up to float summation order.
+TEST(Packed, MatchesReferenceDot) {
+    ThreadPool pool(2);
+    for (DType t : kPackedTypes) {
+        if (!cpu::packed_kernels(t)) GTEST_SKIP() << "no packed kernels on this CPU";
+        for (int64_t n_in : {256, 1024, 2304}) {
+            const int64_t n_out = 37, n_tok = 6;
+            PackedMatrix m = make_matrix(t, n_in, n_out, 1, 11);
+            ASSERT_NE(m.t.packed, nullptr);
+            const auto x = random_x(n_in * n_tok, 5);
+            std::vector<float> y((size_t)(n_out * n_tok));
+            cpu::matmul(pool, m.t, x.data(), n_tok, y.data(), false);
+            const quant::RefTraits* ref = quant::ref_traits(t);
+            std::vector<uint8_t> xq(row_size(ref->vec_dot_type, n_in));
+            for (int64_t c = 0; c < n_tok; ++c) {
+                quant::quantize_row_ref(ref->vec_dot_type, x.data() + c * n_in, xq.data(), n_in);
+                for (int64_t r = 0; r < n_out; ++r) {
+                    const float want = ref->vec_dot(n_in, m.t.row(r), xq.data());
+                    const float got = y[(size_t)(c * n_out + r)];
+                    EXPECT_NEAR(got, want, 1e-4f * (std::fabs(want) + std::sqrt((float)n_in)))
+                        << dtype_name(t) << " n_in " << n_in << " row " << r << " col " << c;
+                }
+            }
+        }
+    }
+}
+
+// A column's result must not depend on the other columns of the product (the server's
+// "same output alone and in a batch" guarantee).
+TEST(Packed, ColumnsIndependentOfBatch) {
+    ThreadPool pool(2);
+    for (DType t : kPackedTypes) {
+        if (!cpu::packed_kernels(t)) GTEST_SKIP() << "no packed kernels on this CPU";
+        const int64_t n_in = 512, n_out = 53, n_tok = 70;
+        PackedMatrix m = make_matrix(t, n_in, n_out, 1, 3);
+        const auto x = random_x(n_in * n_tok, 9);
+        std::vector<float> all((size_t)(n_out * n_tok)), one((size_t)n_out), some((size_t)(n_out * 3));
+        cpu::matmul(pool, m.t, x.data(), n_tok, all.data(), false);
+        for (int64_t c : {0, 1, 5, 31, 63, 64, 67}) {
+            cpu::matmul(pool, m.t, x.data() + c * n_in, 1, one.data(), false);
+            EXPECT_EQ(0, memcmp(one.data(), all.data() + c * n_out, n_out * sizeof(float))) << dtype_name(t) << " col " << c;
+            cpu::matmul(pool, m.t, x.data() + c * n_in, 3, some.data(), false);
+            EXPECT_EQ(0, memcmp(some.data(), all.data() + c * n_out, 3 * n_out * sizeof(float)))
+                << dtype_name(t) << " cols " << c << "..+2";
+        }
+    }
+}
+
+// Row slices at group boundaries and expert slices keep using the packed layout and give the rows
+// of the whole product; the job list gives what single products give.
+TEST(Packed, SlicesAndJobs) {
+    ThreadPool pool(2);
+    for (DType t : kPackedTypes) {
+        if (!cpu::packed_kernels(t)) GTEST_SKIP() << "no packed kernels on this CPU";
+        const int64_t n_in = 256, n_out = 64, n_exp = 3, n_tok = 5;
+        PackedMatrix m = make_matrix(t, n_in, n_out, n_exp, 21);
+        const auto x = random_x(n_in * n_tok, 4);
+        for (int64_t e = 0; e < n_exp; ++e) {
+            const Tensor we = m.t.slice2(e);
+            ASSERT_NE(we.packed, nullptr);
+            std::vector<float> full((size_t)(n_out * n_tok)), part((size_t)(24 * n_tok));
+            cpu::matmul(pool, we, x.data(), n_tok, full.data(), false);
+            const Tensor ws = we.rows(32, 24);
+            ASSERT_NE(ws.packed, nullptr);
+            cpu::matmul(pool, ws, x.data(), n_tok, part.data(), false);
+            for (int64_t c = 0; c < n_tok; ++c)
+                EXPECT_EQ(0, memcmp(part.data() + c * 24, full.data() + c * n_out + 32, 24 * sizeof(float)))
+                    << dtype_name(t) << " expert " << e;
+            // Unaligned slices fall back to the GGUF rows.
+            EXPECT_EQ(we.rows(3, 5).packed, nullptr);
+        }
+        // Jobs: three experts, two sharing an input.
+        const auto x2 = random_x(n_in * 2, 8);
+        std::vector<float> y0((size_t)(n_out * n_tok)), y1((size_t)(n_out * n_tok)), y2((size_t)(n_out * 2));
+        const Tensor w0 = m.t.slice2(0), w1 = m.t.slice2(1), w2 = m.t.slice2(2);
+        const cpu::MatmulJob jobs[3] = {{&w0, x.data(), n_tok, y0.data()}, {&w1, x.data(), n_tok, y1.data()},
+                                        {&w2, x2.data(), 2, y2.data()}};
+        cpu::matmul_jobs(pool, jobs, 3, false);
+        std::vector<float> r((size_t)(n_out * n_tok));
+        cpu::matmul(pool, w0, x.data(), n_tok, r.data(), false);
+        EXPECT_EQ(0, memcmp(r.data(), y0.data(), r.size() * sizeof(float))) << dtype_name(t);
+        cpu::matmul(pool, w1, x.data(), n_tok, r.data(), false);
+        EXPECT_EQ(0, memcmp(r.data(), y1.data(), r.size() * sizeof(float))) << dtype_name(t);
+        cpu::matmul(pool, w2, x2.data(), 2, r.data(), false);
+        EXPECT_EQ(0, memcmp(r.data(), y2.data(), (size_t)(n_out * 2) * sizeof(float))) << dtype_name(t);
+    }
+}
