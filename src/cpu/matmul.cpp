@@ -49,7 +49,7 @@ struct ActFormat {
 
 struct Prepared {
     const float* x;
-    int64_t n_in, n_tokens;
+    int64_t n_in, n_tokens;  // rows of x
     ActFormat fmt;
     size_t ld;
     size_t offset;  // into the shared buffer
@@ -79,12 +79,27 @@ std::vector<uint8_t>& act_buffer() {
 
 void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact) {
     if (exact) {
-        for (size_t j = 0; j < n_jobs; ++j) matmul_exact(pool, *jobs[j].w, jobs[j].x, jobs[j].n_tokens, jobs[j].y);
+        std::vector<float> xg;
+        for (size_t j = 0; j < n_jobs; ++j) {
+            const MatmulJob& job = jobs[j];
+            const float* x = job.x;
+            if (job.x_rows) {
+                const int64_t n_in = job.w->ne[0];
+                xg.resize((size_t)(job.n_tokens * n_in));
+                for (int64_t c = 0; c < job.n_tokens; ++c) {
+                    YITI_ASSERT(job.x_rows[c] >= 0 && job.x_rows[c] < job.x_n_rows);
+                    memcpy(xg.data() + c * n_in, job.x + (int64_t)job.x_rows[c] * n_in, (size_t)n_in * sizeof(float));
+                }
+                x = xg.data();
+            }
+            matmul_exact(pool, *job.w, x, job.n_tokens, job.y);
+        }
         return;
     }
     std::vector<JobPlan> plans;
     std::vector<Prepared> preps;
     std::vector<size_t> prep_of;
+    std::vector<const int32_t*> gathers;
     plans.reserve(n_jobs);
     size_t buf_bytes = 0;
     for (size_t j = 0; j < n_jobs; ++j) {
@@ -92,6 +107,7 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
         const Tensor& w = *job.w;
         YITI_ASSERT(w.ne[2] == 1 && w.ne[3] == 1);
         if (job.n_tokens <= 0) continue;
+        const int64_t x_rows_total = job.x_rows ? job.x_n_rows : job.n_tokens;
         JobPlan p{};
         p.w = &w;
         p.n_in = w.ne[0];
@@ -113,20 +129,28 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
         // Same input, same format: quantized once.
         size_t pi = preps.size();
         for (size_t q = 0; q < preps.size(); ++q)
-            if (preps[q].x == job.x && preps[q].n_in == p.n_in && preps[q].n_tokens == job.n_tokens && preps[q].fmt == fmt) {
+            if (preps[q].x == job.x && preps[q].n_in == p.n_in && preps[q].n_tokens == x_rows_total && preps[q].fmt == fmt) {
                 pi = q;
                 break;
             }
         if (pi == preps.size()) {
-            Prepared pr{job.x, p.n_in, job.n_tokens, fmt, fmt.quantize ? fmt.row_bytes(p.n_in) : p.n_in * sizeof(float),
+            Prepared pr{job.x, p.n_in, x_rows_total, fmt, fmt.quantize ? fmt.row_bytes(p.n_in) : p.n_in * sizeof(float),
                         buf_bytes};
-            if (fmt.quantize) buf_bytes += (pr.ld * (size_t)job.n_tokens + 63) / 64 * 64;
+            if (fmt.quantize) buf_bytes += (pr.ld * (size_t)x_rows_total + 63) / 64 * 64;
             preps.push_back(pr);
         }
         prep_of.push_back(pi);
+        gathers.push_back(job.x_rows);
         plans.push_back(p);
     }
     if (plans.empty()) return;
+    // Jobs on row subsets get their (quantized) rows gathered into a buffer of their own.
+    std::vector<size_t> gather_off(plans.size(), 0);
+    for (size_t j = 0; j < plans.size(); ++j)
+        if (gathers[j]) {
+            gather_off[j] = buf_bytes;
+            buf_bytes += (preps[prep_of[j]].ld * (size_t)plans[j].n_tokens + 63) / 64 * 64;
+        }
 
     // Quantize the activations: inline when small (decode), else on the pool.
     std::vector<uint8_t>& buf = act_buffer();
@@ -157,6 +181,15 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
         const Prepared& pr = preps[prep_of[j]];
         plans[j].xq = pr.fmt.quantize ? buf.data() + pr.offset : (const uint8_t*)pr.x;
         plans[j].ld_x = pr.ld;
+        if (gathers[j]) {
+            uint8_t* dst = buf.data() + gather_off[j];
+            for (int64_t c = 0; c < plans[j].n_tokens; ++c) {
+                const int32_t r = gathers[j][c];
+                YITI_ASSERT(r >= 0 && r < pr.n_tokens);
+                memcpy(dst + (size_t)c * pr.ld, plans[j].xq + (size_t)r * pr.ld, pr.ld);
+            }
+            plans[j].xq = dst;
+        }
     }
 
     // Tasks: about 16 per thread, none smaller than ~256K multiply-adds.

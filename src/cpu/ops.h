@@ -16,11 +16,15 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens,
 
 // Several independent products y = W x in one go: activations shared by several jobs (same x, same
 // activation format) are quantized once, and all tiles run in one parallel region.
+// With x_rows, the job's columns are rows x_rows[0 .. n_tokens) of x, which has x_n_rows rows (the
+// experts of a MoE layer each take their tokens from one shared input, quantized once).
 struct MatmulJob {
     const Tensor* w = nullptr;
     const float* x = nullptr;
     int64_t n_tokens = 0;
     float* y = nullptr;
+    const int32_t* x_rows = nullptr;
+    int64_t x_n_rows = 0;
 };
 void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact);
 

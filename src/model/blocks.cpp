@@ -42,8 +42,13 @@ void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, cons
                 int64_t n, float* out) {
     const int64_t n_ff = gate.ne[1];
     std::vector<float> g((size_t)(n * n_ff)), u((size_t)(n * n_ff));
-    rt.backend(gate.device).matmul(gate, x, n, g.data());
-    rt.backend(up.device).matmul(up, x, n, u.data());
+    // Gate and up share their input: one quantization, one parallel region.
+    const cpu::MatmulJob jobs[2] = {{&gate, x, n, g.data()}, {&up, x, n, u.data()}};
+    if (gate.device == up.device) rt.backend(gate.device).matmul_jobs(jobs, 2);
+    else {
+        rt.backend(gate.device).matmul(gate, x, n, g.data());
+        rt.backend(up.device).matmul(up, x, n, u.data());
+    }
     cpu::silu_mul(g.data(), u.data(), n * n_ff);
     rt.backend(down.device).matmul(down, g.data(), n, out);
 }
@@ -97,7 +102,8 @@ ExpertChoice route_experts(const float* logits, int64_t n_tok, int n_expert, con
 }
 
 void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
-             const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out) {
+             const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out,
+             const SharedExpert* shared) {
     const int n_expert = (int)gate_exps.ne[2];
     const int64_t n_ff = gate_exps.ne[1];
     // Group (token, weight) pairs by expert.
@@ -108,27 +114,64 @@ void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exp
             YITI_ASSERT(e >= 0 && e < n_expert);
             by_expert[(size_t)e].emplace_back(t, choice.weights[(size_t)(t * choice.k + j)]);
         }
-    std::fill(out, out + n_tok * n_embd, 0.0f);
-    std::vector<float> xs, g, u, y;
+    struct Active {
+        int e;
+        int64_t m;
+        Tensor gate, up, down;
+        std::vector<int32_t> rows;  // empty: all tokens in order
+        size_t off_ff, off_out;     // into the g/u and y buffers
+    };
+    std::vector<Active> act;
+    size_t ff_total = 0, out_total = 0;
     for (int e = 0; e < n_expert; ++e) {
         const auto& rows = by_expert[(size_t)e];
         if (rows.empty()) continue;
-        const int64_t m = (int64_t)rows.size();
-        xs.resize((size_t)(m * n_embd));
-        for (int64_t r = 0; r < m; ++r)
-            std::copy(x + rows[(size_t)r].first * n_embd, x + (rows[(size_t)r].first + 1) * n_embd,
-                      xs.begin() + r * n_embd);
-        g.resize((size_t)(m * n_ff));
-        u.resize((size_t)(m * n_ff));
-        y.resize((size_t)(m * n_embd));
-        const Tensor ge = gate_exps.slice2(e), ue = up_exps.slice2(e), de = down_exps.slice2(e);
-        rt.backend(ge.device).matmul(ge, xs.data(), m, g.data());
-        rt.backend(ue.device).matmul(ue, xs.data(), m, u.data());
-        cpu::silu_mul(g.data(), u.data(), m * n_ff);
-        rt.backend(de.device).matmul(de, g.data(), m, y.data());
-        for (int64_t r = 0; r < m; ++r)
-            cpu::axpy_f32(rows[(size_t)r].second, y.data() + r * n_embd, out + rows[(size_t)r].first * n_embd, n_embd);
+        Active a{e, (int64_t)rows.size(), gate_exps.slice2(e), up_exps.slice2(e), down_exps.slice2(e), {}, ff_total, out_total};
+        bool identity = a.m == n_tok;
+        for (int64_t r = 0; identity && r < a.m; ++r) identity = rows[(size_t)r].first == r;
+        if (!identity)
+            for (auto& rw : rows) a.rows.push_back((int32_t)rw.first);
+        ff_total += (size_t)(a.m * n_ff);
+        out_total += (size_t)(a.m * n_embd);
+        act.push_back(std::move(a));
     }
+    const int64_t n_ff_sh = shared ? shared->gate->ne[1] : 0;
+    std::vector<float> g(ff_total + (size_t)(n_tok * n_ff_sh)), u(g.size()), y(out_total + (size_t)(shared ? n_tok * n_embd : 0));
+    float* g_sh = g.data() + ff_total;
+    float* u_sh = u.data() + ff_total;
+    float* y_sh = y.data() + out_total;
+    // Every expert's gate and up (and the shared expert's) in one job list over the one input.
+    runtime::Backend& be = rt.backend(gate_exps.device);
+    std::vector<cpu::MatmulJob> jobs;
+    for (const Active& a : act) {
+        cpu::MatmulJob jg{&a.gate, x, a.m, g.data() + a.off_ff};
+        cpu::MatmulJob ju{&a.up, x, a.m, u.data() + a.off_ff};
+        if (!a.rows.empty()) {
+            jg.x_rows = ju.x_rows = a.rows.data();
+            jg.x_n_rows = ju.x_n_rows = n_tok;
+        }
+        jobs.push_back(jg);
+        jobs.push_back(ju);
+    }
+    if (shared) {
+        jobs.push_back({shared->gate, x, n_tok, g_sh});
+        jobs.push_back({shared->up, x, n_tok, u_sh});
+    }
+    be.matmul_jobs(jobs.data(), jobs.size());
+    cpu::silu_mul(g.data(), u.data(), (int64_t)g.size());
+    jobs.clear();
+    for (const Active& a : act) jobs.push_back({&a.down, g.data() + a.off_ff, a.m, y.data() + a.off_out});
+    if (shared) jobs.push_back({shared->down, g_sh, n_tok, y_sh});
+    be.matmul_jobs(jobs.data(), jobs.size());
+    std::fill(out, out + n_tok * n_embd, 0.0f);
+    for (const Active& a : act) {
+        const auto& rows = by_expert[(size_t)a.e];
+        for (int64_t r = 0; r < a.m; ++r)
+            cpu::axpy_f32(rows[(size_t)r].second, y.data() + a.off_out + r * n_embd, out + rows[(size_t)r].first * n_embd,
+                          n_embd);
+    }
+    if (shared)
+        for (int64_t i = 0; i < n_tok * n_embd; ++i) out[i] += y_sh[i];
 }
 
 void output_logits(runtime::Runtime& rt, const Tensor& norm, const Tensor& output, float eps, const float* x,

@@ -29,8 +29,16 @@ struct ExpertChoice {
     std::vector<float> weights;    // [n_tok][k]
     int k = 0;
 };
+// With a shared expert (DeepSeek), out = shared FFN + routed experts, all gate/up products in one
+// job list and all down products in another.
+struct SharedExpert {
+    const Tensor* gate;
+    const Tensor* up;
+    const Tensor* down;
+};
 void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
-             const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out);
+             const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out,
+             const SharedExpert* shared = nullptr);
 
 // Expert selection from router logits [n_tok][n_expert]: scores by softmax or sigmoid; an optional
 // per-expert bias added for choosing only (DeepSeek-V3's exp_probs_b); optional group-limited choice

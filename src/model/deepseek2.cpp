@@ -80,7 +80,10 @@ public:
         tok_embd_ = tensor("token_embd.weight", {E, hp_.n_vocab});
         output_norm_ = tensor_f32("output_norm.weight", E);
         output_ = tensor("output.weight", {E, hp_.n_vocab}, false);
-        if (!output_.valid()) output_ = tok_embd_;
+        if (!output_.valid()) {
+            output_ = tok_embd_;
+            pack(output_);
+        }
         layers_.resize((size_t)hp_.n_layer);
         for (int il = 0; il < hp_.n_layer; ++il) {
             DsLayer& L = layers_[(size_t)il];
@@ -160,18 +163,20 @@ public:
             for (int64_t t = 0; t < T; ++t)
                 cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.attn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
             // Queries: [T][H][n_nope + n_rot]
+            // The query's first product and the compressed KV share their input: one job list.
+            // Compressed KV: [T][kv_lora_rank | n_rot]; the latent is normalized, the rope part rotated.
             if (L.wq_a.valid()) {
                 std::vector<float> qa((size_t)(T * hp_.q_lora_rank));
-                be.matmul(L.wq_a, cur.data(), T, qa.data());
+                const cpu::MatmulJob jobs[2] = {{&L.wq_a, cur.data(), T, qa.data()}, {&L.wkv_a, cur.data(), T, lat.data()}};
+                be.matmul_jobs(jobs, 2);
                 for (int64_t t = 0; t < T; ++t)
                     cpu::rms_norm(&qa[(size_t)(t * hp_.q_lora_rank)], (const float*)L.q_a_norm.data, hp_.q_lora_rank,
                                   hp_.rms_eps, &qa[(size_t)(t * hp_.q_lora_rank)]);
                 be.matmul(L.wq_b, qa.data(), T, q.data());
             } else {
-                be.matmul(L.wq, cur.data(), T, q.data());
+                const cpu::MatmulJob jobs[2] = {{&L.wq, cur.data(), T, q.data()}, {&L.wkv_a, cur.data(), T, lat.data()}};
+                be.matmul_jobs(jobs, 2);
             }
-            // Compressed KV: [T][kv_lora_rank | n_rot]; the latent is normalized, the rope part rotated.
-            be.matmul(L.wkv_a, cur.data(), T, lat.data());
             for (int64_t t = 0; t < T; ++t)
                 cpu::rms_norm(&lat[(size_t)(t * L_dim)], (const float*)L.kv_a_norm.data, R, hp_.rms_eps,
                               &lat[(size_t)(t * L_dim)]);
@@ -199,12 +204,9 @@ public:
                 rp.n_groups = hp_.n_expert_groups;
                 rp.n_groups_used = hp_.n_expert_groups_used;
                 ExpertChoice ch = route_experts(router.data(), T, hp_.n_expert, rp);
-                moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data());
-                if (L.ffn_gate_shexp.valid()) {
-                    std::vector<float> sh((size_t)(T * E));
-                    ffn_swiglu(rt, L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp, cur.data(), T, sh.data());
-                    for (size_t i = 0; i < tmp.size(); ++i) tmp[i] += sh[i];
-                }
+                const SharedExpert sh{&L.ffn_gate_shexp, &L.ffn_up_shexp, &L.ffn_down_shexp};
+                moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data(),
+                        L.ffn_gate_shexp.valid() ? &sh : nullptr);
             } else {
                 ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data());
             }

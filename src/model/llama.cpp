@@ -42,7 +42,10 @@ public:
         tok_embd_ = tensor("token_embd.weight", {E, V});
         output_norm_ = tensor_f32("output_norm.weight", E);
         output_ = tensor("output.weight", {E, V}, false);
-        if (!output_.valid()) output_ = tok_embd_;  // tied embeddings
+        if (!output_.valid()) {  // tied embeddings
+            output_ = tok_embd_;
+            pack(output_);
+        }
         layers_.resize((size_t)hp_.n_layer);
         for (int il = 0; il < hp_.n_layer; ++il) {
             LlamaLayer& L = layers_[(size_t)il];
@@ -96,9 +99,9 @@ public:
             runtime::Backend& be = rt.backend(L.wq.device);
             for (int64_t t = 0; t < T; ++t)
                 cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.attn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
-            be.matmul(L.wq, cur.data(), T, q.data());
-            be.matmul(L.wk, cur.data(), T, k.data());
-            be.matmul(L.wv, cur.data(), T, v.data());
+            const cpu::MatmulJob qkv[3] = {{&L.wq, cur.data(), T, q.data()}, {&L.wk, cur.data(), T, k.data()},
+                                           {&L.wv, cur.data(), T, v.data()}};
+            be.matmul_jobs(qkv, 3);
             if (L.bq.valid()) cpu::add_bias(q.data(), (const float*)L.bq.data, T, q_dim);
             if (L.bk.valid()) cpu::add_bias(k.data(), (const float*)L.bk.data, T, k_dim);
             if (L.bv.valid()) cpu::add_bias(v.data(), (const float*)L.bv.data, T, v_dim);
