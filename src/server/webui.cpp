@@ -384,12 +384,13 @@ async function generate() {
   setBusy(true);
   const t0 = performance.now();
   let tFirst = null, tReasonEnd = null, nChunks = 0, usage = null, finish = null;
-  let pending = false;
+  let pending = false, ended = false;
   const redraw = () => {
     if (pending) return;
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
+      if (ended) return;  // the final rendering has been done
       const atBottom = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 80;
       const el2 = messagesEl.querySelector('.msg[data-index="' + (c.messages.indexOf(msg)) + '"]') || el;
       const secs = tFirst ? (performance.now() - tFirst) / 1000 : 0;
@@ -444,6 +445,7 @@ async function generate() {
     else msg.error = "Error: " + e.message;
   }
   controller = null;
+  ended = true;
   const tEnd = performance.now();
   const tokens = usage ? usage.completion_tokens : nChunks;
   const genSecs = tFirst ? (tEnd - tFirst) / 1000 : 0;

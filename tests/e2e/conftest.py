@@ -104,6 +104,13 @@ class Server:
         self._reader.join(5)
         return self.proc.returncode
 
+    def check_clean_exit(self):
+        """After stop(): the server exited by itself with status 0 and no sanitizer reported anything."""
+        rc = self.stop()
+        bad = [l for l in self.log if "AddressSanitizer" in l or "runtime error:" in l or "LeakSanitizer" in l]
+        assert not bad, "".join(self.log[-50:])
+        assert rc == 0, f"yiti serve exited with {rc}:\n" + "".join(self.log[-30:])
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -115,7 +122,7 @@ def stories():
     """stories260K (128-token context, ChatML fallback), 8 parallel sequences, 1 MiB body limit."""
     s = Server(STORIES, "--parallel", 8, "--max-body-mb", 1)
     yield s
-    s.stop()
+    s.check_clean_exit()
 
 
 @pytest.fixture(scope="session")
@@ -123,14 +130,14 @@ def smol():
     """SmolLM2-135M-Instruct (its own chat template), 8 parallel sequences."""
     s = Server(SMOL, "--parallel", 8, "--ctx-size", 2048)
     yield s
-    s.stop()
+    s.check_clean_exit()
 
 
 @pytest.fixture(scope="session")
 def auth_server():
     s = Server(STORIES, "--parallel", 2, api_key="sekrit-key")
     yield s
-    s.stop()
+    s.check_clean_exit()
 
 
 @pytest.fixture
@@ -145,7 +152,7 @@ def server_factory():
 
     yield make
     for s in started:
-        s.stop()
+        s.check_clean_exit()
 
 
 def wait_until(pred, timeout=10.0, interval=0.05):

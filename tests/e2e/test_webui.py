@@ -1,6 +1,7 @@
 """The web chat page in headless Chromium (Debian's chromium + chromium-driver, via selenium):
 send a message, see the streamed answer appear, stop a generation, find the conversation again
 after a reload. A screenshot goes to /tmp/yiti_webui.png."""
+import json
 import os
 import shutil
 
@@ -61,6 +62,10 @@ def answer(driver):
 def test_chat_page_streams_an_answer(server_factory, driver):
     s = server_factory(SMOL, "--parallel", 2, "--ctx-size", 1024)
     driver.get(s.url + "/")
+    # Greedy and short, so that the answer is bounded on a slow machine.
+    driver.execute_script("localStorage.clear(); localStorage.setItem('yiti.settings', arguments[0]);",
+                          json.dumps({"system": "", "temperature": 0, "max_tokens": 24, "api_key": ""}))
+    driver.refresh()
     WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "model-name").text.startswith("SmolLM2"))
     send(driver, "What is the capital of France?")
     # The answer streams in: text appears while it is still being written, then it is done.
@@ -72,13 +77,22 @@ def test_chat_page_streams_an_answer(server_factory, driver):
     assert "tokens/s" in ans["stats"] and "tokens" in ans["stats"]
     user = driver.find_elements(By.CSS_SELECTOR, ".msg.user .content")
     assert user[-1].text == "What is the capital of France?"
-    # The same text the API gives for that conversation (greedy is not the page's default, so only
-    # check it is a real answer); the conversation is listed in the sidebar.
+    # Greedy decoding: the page shows what the API gives for that conversation.
+    api = s.client().chat.completions.create(model="m", messages=[{"role": "user", "content": "What is the capital of France?"}],
+                                             max_tokens=24, temperature=0).choices[0].message.content
+    assert " ".join(text.split()) == " ".join(api.split())
+    # The conversation is listed in the sidebar.
     titles = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#conv-list .conv .title")]
     assert "What is the capital of France?" in titles
     driver.save_screenshot(SCREENSHOT)
 
-    # Stop button: a long answer is cut short and the page is usable again.
+    # Stop button: a long answer is cut short and the page is usable again. (The limit goes up
+    # through the settings dialog.)
+    driver.find_element(By.ID, "open-settings").click()
+    mt = driver.find_element(By.ID, "set-maxtok")
+    mt.clear()
+    mt.send_keys("2000")
+    driver.find_element(By.ID, "close-settings").click()
     send(driver, "Write a very long story about a dragon and a knight, with many chapters.")
     WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "stop").is_displayed())
     WebDriverWait(driver, 60).until(lambda d: len(answer(d)["text"]) > 10 or answer(d)["done"])
