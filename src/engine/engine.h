@@ -57,7 +57,8 @@ struct TokenEvent {
 };
 
 // Called on the engine thread for each token; must be quick (hand the event to another thread).
-// Return false to cancel the request (e.g. the client went away).
+// Return false to cancel the request (e.g. the client went away): its sequence is freed at once and
+// the callback is not called again (no final event follows).
 using TokenCallback = std::function<bool(const TokenEvent&)>;
 
 struct EngineStats {
@@ -85,7 +86,9 @@ public:
     ~Engine();  // stops the scheduler; pending requests finish with Cancelled
 
     // Queues a request; returns its id. Throws Error for a request that can never run (empty
-    // prompt, prompt + max_tokens longer than n_ctx_per_seq, token ids out of range).
+    // prompt, a prompt that leaves no room to generate within n_ctx_per_seq, token ids out of
+    // range, sampling parameters out of range). Generation that reaches n_ctx_per_seq ends with
+    // Length.
     uint64_t submit(GenerateRequest req, TokenCallback cb);
     void cancel(uint64_t id);          // finishes with Cancelled as soon as possible
     EngineStats stats() const;
