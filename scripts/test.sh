@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: the release build's ctest suite (unit, op, golden), the same suite built with
-# AddressSanitizer + UndefinedBehaviorSanitizer, the end-to-end tests, and a short fuzzing run.
+# AddressSanitizer + UndefinedBehaviorSanitizer, a short fuzzing run, and the end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${YITI_JOBS:-$(nproc)}
@@ -16,10 +16,10 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEB
 ninja -C build-asan
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j "$jobs")
 
+echo "== fuzzing the GGUF reader (${YITI_FUZZ_SECONDS:-60} s)"
+scripts/fuzz_gguf.sh "${YITI_FUZZ_SECONDS:-60}" build-fuzz
+
 if [ -d tests/e2e ] && ls tests/e2e/test_*.py >/dev/null 2>&1; then
   echo "== end-to-end tests"
   python3 -m pytest -q tests/e2e
 fi
-
-echo "== fuzzing the GGUF reader (${YITI_FUZZ_SECONDS:-60} s)"
-scripts/fuzz_gguf.sh "${YITI_FUZZ_SECONDS:-60}" build-fuzz
