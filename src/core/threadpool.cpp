@@ -8,74 +8,111 @@
 
 namespace yiti {
 
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
+
+thread_local bool t_in_task = false;  // nested calls run inline
+
+constexpr int kWorkerSpins = 3000;  // pause iterations before a worker sleeps (~0.1-0.5 ms)
+constexpr int kCallerSpins = 2000;  // before the caller sleeps on a late task
+
+}  // namespace
+
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this] { worker(); });
 }
 
 ThreadPool::~ThreadPool() {
     {
         std::lock_guard<std::mutex> lk(mu_);
         stop_ = true;
-        ++generation_;
+        published_.fetch_add(1, std::memory_order_release);
     }
-    published_.store(UINT64_MAX, std::memory_order_release);
     cv_.notify_all();
     for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::worker(int ith) {
-    uint64_t seen = 0;
+void ThreadPool::work(uint64_t gen) {
+    const uint64_t gbits = gen & 0xFFFFFF;
     for (;;) {
-        // Spin briefly for the next job (kernels come in quick succession), then sleep.
-        int spins = 0;
-        while (published_.load(std::memory_order_acquire) == seen && spins < 4000) {
-            ++spins;
-#if defined(__x86_64__)
-            __builtin_ia32_pause();
-#endif
-        }
-        const std::function<void(int, int)>* job;
-        {
-            std::unique_lock<std::mutex> lk(mu_);
-            cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-            if (stop_) return;
-            seen = generation_;
-            job = job_;
-        }
-        (*job)(ith, n_threads_);
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            std::lock_guard<std::mutex> lk(done_mu_);
+        uint64_t v = claim_.load(std::memory_order_acquire);
+        if ((v >> (2 * kTaskBits)) != gbits) return;  // that job is over
+        const int64_t n = (int64_t)((v >> kTaskBits) & kTaskMask);
+        const int64_t t = (int64_t)(v & kTaskMask);
+        if (t >= n) return;
+        if (!claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) continue;
+        // Task t of job gen is ours: the job cannot finish (nor fn_ change) before we report it done.
+        t_in_task = true;
+        (*fn_)(t);
+        t_in_task = false;
+        if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == n && caller_waiting_.load(std::memory_order_seq_cst)) {
+            std::lock_guard<std::mutex> lk(mu_);
             done_cv_.notify_one();
         }
     }
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
-    if (n_threads_ == 1) {
-        fn(0, 1);
+void ThreadPool::worker() {
+    uint32_t seen = published_.load(std::memory_order_acquire);
+    for (;;) {
+        uint32_t g = published_.load(std::memory_order_acquire);
+        for (int spins = 0; g == seen && spins < kWorkerSpins; ++spins) {
+            cpu_relax();
+            g = published_.load(std::memory_order_acquire);
+        }
+        if (g == seen) {
+            std::unique_lock<std::mutex> lk(mu_);
+            sleepers_.fetch_add(1, std::memory_order_seq_cst);
+            cv_.wait(lk, [&] { return stop_ || published_.load(std::memory_order_seq_cst) != seen; });
+            sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+            if (stop_) return;
+            g = published_.load(std::memory_order_acquire);
+        }
+        seen = g;
+        work(g);
+    }
+}
+
+void ThreadPool::run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
+    if (n_tasks <= 0) return;
+    if (n_threads_ == 1 || n_tasks == 1 || t_in_task) {
+        for (int64_t t = 0; t < n_tasks; ++t) fn(t);
         return;
     }
-    pending_.store(n_threads_ - 1, std::memory_order_release);
-    {
+    YITI_ASSERT(n_tasks <= kMaxTasks);
+    fn_ = &fn;
+    done_.store(0, std::memory_order_relaxed);
+    gen_ = (gen_ + 1) & 0xFFFFFF;
+    claim_.store(((uint64_t)gen_ << (2 * kTaskBits)) | ((uint64_t)n_tasks << kTaskBits), std::memory_order_release);
+    // seq_cst: the store must be visible before we read sleepers_ (a worker increments sleepers_ and
+    // then reads published_; one of us sees the other).
+    published_.store(gen_, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
         std::lock_guard<std::mutex> lk(mu_);
-        job_ = &fn;
-        ++generation_;
-        published_.store(generation_, std::memory_order_release);
+        cv_.notify_all();
     }
-    cv_.notify_all();
-    fn(0, n_threads_);
-    // Spin briefly (the others usually finish together with us), then sleep: on a busy machine a
-    // worker may not be running, and spinning would only take its core.
-    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-        if (spins < 4000) {
-#if defined(__x86_64__)
-            __builtin_ia32_pause();
-#endif
+    work(gen_);
+    // Every task is claimed; wait for those still running elsewhere.
+    for (int spins = 0; done_.load(std::memory_order_acquire) < n_tasks; ++spins) {
+        if (spins < kCallerSpins) {
+            cpu_relax();
             continue;
         }
-        std::unique_lock<std::mutex> lk(done_mu_);
-        done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+        std::unique_lock<std::mutex> lk(mu_);
+        caller_waiting_.store(true, std::memory_order_seq_cst);  // visible before we read done_
+        done_cv_.wait(lk, [&] { return done_.load(std::memory_order_seq_cst) >= n_tasks; });
+        caller_waiting_.store(false, std::memory_order_release);
     }
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+    const int nth = n_threads_;
+    run_tasks(nth, [&](int64_t t) { fn((int)t, nth); });
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -87,14 +124,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     }
     // Chunks: about 4 per thread, but not smaller than grain.
     int64_t chunk = std::max<int64_t>(grain, (n + 4 * n_threads_ - 1) / (4 * n_threads_));
-    std::atomic<int64_t> next{0};
-    run([&](int, int) {
-        for (;;) {
-            int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
-            if (b >= n) break;
-            fn(b, std::min(n, b + chunk));
-        }
-    });
+    chunk = std::max<int64_t>(chunk, (n + kMaxTasks - 1) / kMaxTasks);
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    run_tasks(n_chunks, [&](int64_t c) { fn(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
 
 int default_thread_count() {

@@ -1,4 +1,10 @@
 // A fixed pool of worker threads for data-parallel kernels. The caller takes part as thread 0.
+//
+// Work is handed out as tasks that any thread claims from a shared counter, and a call returns
+// when every task has finished, not when every thread has checked in: on a busy machine a worker
+// that is not running at the moment delays nothing (the running threads take its share), which
+// matters when the pool has more threads than the machine gives this process. Workers spin briefly
+// for the next job (kernels come in quick succession), then sleep.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -19,8 +25,12 @@ public:
 
     int size() const { return n_threads_; }
 
-    // Runs fn(ith, nth) on every thread (ith in [0, nth)), returns when all are done.
-    // fn must not throw.
+    // Calls fn(task) once for every task in [0, n_tasks), on whichever threads are free, and returns
+    // when all calls have returned. fn must not throw. Calls from inside a task run inline.
+    void run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& fn);
+
+    // Runs fn(ith, nth) once for every ith in [0, nth) (nth = size()), returns when all are done.
+    // Each ith runs once, but not necessarily on its own thread. fn must not throw.
     void run(const std::function<void(int ith, int nth)>& fn);
 
     // Splits [0, n) into contiguous chunks of at least `grain`, one call fn(begin, end) per chunk,
@@ -28,18 +38,26 @@ public:
     void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 private:
-    void worker(int ith);
+    void worker();
+    void work(uint64_t gen);  // claims and runs tasks of job `gen` until none are left
+
+    // The claim word: generation (24 bits) | task count (20 bits) | next task (20 bits).
+    static constexpr int kTaskBits = 20;
+    static constexpr uint64_t kTaskMask = (1ull << kTaskBits) - 1;
+    static constexpr int64_t kMaxTasks = (int64_t)kTaskMask;
 
     int n_threads_;
     std::vector<std::thread> threads_;
+    alignas(64) std::atomic<uint64_t> claim_{0};
+    alignas(64) std::atomic<int64_t> done_{0};
+    alignas(64) std::atomic<uint32_t> published_{0};  // generation of the current job
+    const std::function<void(int64_t)>* fn_ = nullptr;
+    uint32_t gen_ = 0;  // caller side
     std::mutex mu_;
-    std::condition_variable cv_;
-    const std::function<void(int, int)>* job_ = nullptr;
-    uint64_t generation_ = 0;
-    std::atomic<int> pending_{0};
-    std::mutex done_mu_;
-    std::condition_variable done_cv_;
-    std::atomic<uint64_t> published_{0};
+    std::condition_variable cv_;       // workers sleep here between jobs
+    std::condition_variable done_cv_;  // the caller sleeps here when a task runs late
+    std::atomic<int> sleepers_{0};
+    std::atomic<bool> caller_waiting_{false};
     bool stop_ = false;
 };
 

@@ -239,18 +239,7 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
                                  p.xq + (size_t)c * p.ld_x);
         }
     };
-    if (pool.size() == 1 || n_tasks == 1) {
-        for (int64_t t = 0; t < n_tasks; ++t) run_task(t);
-        return;
-    }
-    std::atomic<int64_t> next{0};
-    pool.run([&](int, int) {
-        for (;;) {
-            const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
-            if (t >= n_tasks) break;
-            run_task(t);
-        }
-    });
+    pool.run_tasks(n_tasks, run_task);
 }
 
 void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y, bool exact) {

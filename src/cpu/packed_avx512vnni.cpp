@@ -78,6 +78,7 @@ static_assert(sizeof(ActQ80) == 40);
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+
 // The reference's packing of Q4_K / Q5_K 6-bit scales and mins.
 inline void scale_min_k4(int j, const uint8_t* s, int* sc, int* mn) {
     if (j < 4) {

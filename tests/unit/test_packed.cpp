@@ -2,8 +2,13 @@
 // product, bit-identical columns whatever the batch, row slices and expert slices of packed
 // tensors, and the job-list driver against single products.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
+#include <chrono>
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -148,5 +153,82 @@ TEST(Packed, SlicesAndJobs) {
         EXPECT_EQ(0, memcmp(r.data(), y1.data(), r.size() * sizeof(float))) << dtype_name(t);
         cpu::matmul(pool, w2, x2.data(), 2, r.data(), false);
         EXPECT_EQ(0, memcmp(r.data(), y2.data(), (size_t)(n_out * 2) * sizeof(float))) << dtype_name(t);
+    }
+}
+
+// Rough single-thread speed of the packed kernels (run with --gtest_also_run_disabled_tests):
+// multiply-adds per second with the weights in cache (compute) and streamed (n_out large).
+TEST(Packed, DISABLED_Bench) {
+    ThreadPool pool(1);
+    for (DType t : kPackedTypes) {
+        if (!cpu::packed_kernels(t)) GTEST_SKIP();
+        for (int64_t n_tok : {1, 4, 64}) {
+            const int64_t n_in = 2048, n_out = getenv("PB_NOUT") ? atoll(getenv("PB_NOUT")) : 512;
+            PackedMatrix m = make_matrix(t, n_in, n_out, 1, 1);
+            const auto x = random_x(n_in * n_tok, 2);
+            std::vector<float> y((size_t)(n_out * n_tok));
+            cpu::matmul(pool, m.t, x.data(), n_tok, y.data(), false);
+            const auto t0 = std::chrono::steady_clock::now();
+            int reps = 0;
+            double secs = 0;
+            do {
+                cpu::matmul(pool, m.t, x.data(), n_tok, y.data(), false);
+                ++reps;
+                secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            } while (secs < 0.5);
+            const double macs = (double)n_in * n_out * n_tok * reps / secs;
+            const double bytes = (double)m.packed.size() * reps / secs;
+            printf("%-5s n_tok %3lld: %7.1f GMAC/s  %6.1f GB/s of weights\n", dtype_name(t), (long long)n_tok, macs / 1e9,
+                   bytes / 1e9);
+        }
+    }
+}
+
+// Anonymous memory, optionally with transparent huge pages (as the model's packed weights).
+struct HugeBuffer {
+    uint8_t* p;
+    size_t n;
+    HugeBuffer(size_t bytes, bool huge) : n(bytes) {
+        p = (uint8_t*)mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (huge) madvise(p, n, MADV_HUGEPAGE);
+    }
+    ~HugeBuffer() { munmap(p, n); }
+    size_t size() const { return n; }
+    uint8_t* data() { return p; }
+    uint8_t& operator[](size_t i) { return p[i]; }
+};
+
+// Streaming speed of the one-column (decode) product over packed weights much larger than the
+// caches, as GB/s of weights, with 1 and 2 threads (run with --gtest_also_run_disabled_tests;
+// PB_MB sets the weight size in MB, default 1024).
+TEST(Packed, DISABLED_Stream) {
+    const size_t mb = getenv("PB_MB") ? (size_t)atoll(getenv("PB_MB")) : 1024;
+    for (DType t : kPackedTypes) {
+        const cpu::PackedKernels* pk = cpu::packed_kernels(t);
+        if (!pk) GTEST_SKIP();
+        const int64_t n_in = 2048;
+        const size_t gb = pk->group_bytes(n_in);
+        const int64_t n_out = (int64_t)((mb << 20) / gb) * cpu::kPackRows;
+        HugeBuffer buf((size_t)(n_out / cpu::kPackRows) * gb, getenv("PB_NOHUGE") == nullptr);
+        for (size_t i = 0; i < buf.size(); ++i) buf[i] = (uint8_t)(i * 2654435761u >> 13) & 0x3b;  // finite f16s
+        const int64_t ne[2] = {n_in, n_out};
+        Tensor w = make_tensor_view("w", t, ne, 2, buf.data());
+        w.packed = buf.data();
+        w.packed_group = gb;
+        w.packed_nb2 = buf.size();
+        const auto x = random_x(n_in, 1);
+        std::vector<float> y((size_t)n_out);
+        for (int nt : {1, 2}) {
+            ThreadPool pool(nt);
+            cpu::matmul(pool, w, x.data(), 1, y.data(), false);
+            double best = 0;
+            for (int rep = 0; rep < 4; ++rep) {
+                const auto t0 = std::chrono::steady_clock::now();
+                cpu::matmul(pool, w, x.data(), 1, y.data(), false);
+                const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                best = std::max(best, (double)buf.size() / s / 1e9);
+            }
+            printf("%-5s %d thread(s): %6.1f GB/s\n", dtype_name(t), nt, best);
+        }
     }
 }
