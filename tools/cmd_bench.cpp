@@ -1,5 +1,7 @@
 // yiti bench: prompt processing (ppN) and generation (tgN) speed, as llama-bench measures them, with
 // the memory bandwidth they reach next to the machine's measured read bandwidth.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -31,6 +33,13 @@ Stat stat_of(const std::vector<double>& v) {
         s.sd = std::sqrt(q / (double)(v.size() - 1));
     }
     return s;
+}
+
+// CPU time of the whole process (all threads), seconds.
+double cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec + 1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 std::string json_str(const std::string& s) {
@@ -98,6 +107,7 @@ int cmd_bench(int argc, char** argv) {
         int64_t n_tokens;
         std::vector<double> tps;
         double bytes_per_token;
+        double cpu_s = 0;  // CPU seconds over all repetitions
     };
     std::vector<Result> results;
     if (n_prompt > 0) {
@@ -107,9 +117,11 @@ int cmd_bench(int argc, char** argv) {
         for (int i = 0; i < reps; ++i) {
             s.truncate(0);
             const auto toks = random_tokens(n_prompt);
+            const double c0 = cpu_seconds();
             const auto t0 = clock::now();
             s.eval(toks);
             r.tps.push_back((double)n_prompt / secs(t0, clock::now()));
+            r.cpu_s += cpu_seconds() - c0;
         }
         results.push_back(r);
     }
@@ -118,9 +130,11 @@ int cmd_bench(int argc, char** argv) {
         for (int i = 0; i < reps; ++i) {
             s.truncate(0);
             const auto toks = random_tokens(n_gen);
+            const double c0 = cpu_seconds();
             const auto t0 = clock::now();
             for (int64_t k = 0; k < n_gen; ++k) s.eval({toks[(size_t)k]});
             r.tps.push_back((double)n_gen / secs(t0, clock::now()));
+            r.cpu_s += cpu_seconds() - c0;
         }
         results.push_back(r);
     }
@@ -134,14 +148,16 @@ int cmd_bench(int argc, char** argv) {
         if (!no_membw)
             printf("memory read bandwidth: %.1f GB/s (best of %d passes over %.0f MiB, median %.1f GB/s, %d threads)\n",
                    bw.gb_per_s, bw.passes, (double)bw.buffer_bytes / (1 << 20), bw.gb_per_s_median, bw.threads);
-        printf("\n| %-8s | %7s | %-6s | %16s | %9s | %8s |\n", "test", "threads", "isa", "t/s", "GB/s", "of bw");
-        printf("| %-8s | %7s | %-6s | %16s | %9s | %8s |\n", "--------", "------:", "------", "---------------:",
-               "--------:", "-------:");
+        printf("\n| %-8s | %7s | %-6s | %16s | %9s | %8s | %10s |\n", "test", "threads", "isa", "t/s", "GB/s", "of bw",
+               "CPU ms/tok");
+        printf("| %-8s | %7s | %-6s | %16s | %9s | %8s | %10s |\n", "--------", "------:", "------", "---------------:",
+               "--------:", "-------:", "---------:");
     }
     for (const Result& r : results) {
         const Stat t = stat_of(r.tps);
         const double gbs = t.mean * r.bytes_per_token / 1e9;
         const double frac = bw.gb_per_s > 0 ? gbs / bw.gb_per_s : 0;
+        const double cpu_ms = 1e3 * r.cpu_s / (double)(r.n_tokens * (int64_t)r.tps.size());
         if (json) {
             printf("{\"test\": %s, \"model\": %s, \"arch\": %s, \"n_tokens\": %lld, \"tokens_per_s\": %.4f, "
                    "\"tokens_per_s_sd\": %.4f, \"samples_tokens_per_s\": [",
@@ -150,18 +166,19 @@ int cmd_bench(int argc, char** argv) {
             for (size_t i = 0; i < r.tps.size(); ++i) printf("%s%.4f", i ? ", " : "", r.tps[i]);
             printf("], \"gb_per_s\": %.3f, \"bytes_per_token\": %.0f, \"membw_gb_per_s\": %.3f, \"bw_fraction\": %.4f, "
                    "\"threads\": %d, \"isa\": %s, \"model_bytes\": %zu, \"active_bytes_per_token\": %zu, "
-                   "\"n_params\": %lld, \"reps\": %d}\n",
+                   "\"n_params\": %lld, \"reps\": %d, \"cpu_ms_per_token\": %.3f}\n",
                    gbs, r.bytes_per_token, bw.gb_per_s, frac, nt, json_str(isa).c_str(), st.weight_bytes,
-                   st.active_bytes_per_token, (long long)st.n_params, reps);
+                   st.active_bytes_per_token, (long long)st.n_params, reps, cpu_ms);
         } else {
-            printf("| %-8s | %7d | %-6s | %8.2f ± %5.2f | %9.2f | %7.1f%% |\n", r.test.c_str(), nt,
-                   isa == "avx512_vnni" ? "vnni" : isa.c_str(), t.mean, t.sd, gbs, 100 * frac);
+            printf("| %-8s | %7d | %-6s | %8.2f ± %5.2f | %9.2f | %7.1f%% | %10.2f |\n", r.test.c_str(), nt,
+                   isa == "avx512_vnni" ? "vnni" : isa.c_str(), t.mean, t.sd, gbs, 100 * frac, cpu_ms);
         }
         fflush(stdout);
     }
     if (!json)
         printf("\nGB/s: weight bytes read per token (tg: the layers' weights and the experts a token uses; pp: every "
-               "weight once per pass) x tokens/s; 'of bw' relates it to the measured read bandwidth.\n");
+               "weight once per pass) x tokens/s; 'of bw' relates it to the measured read bandwidth; CPU ms/tok: CPU time of "
+               "all threads per token (on a busy machine, what the work costs while it runs).\n");
     return 0;
 }
 

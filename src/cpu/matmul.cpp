@@ -4,6 +4,7 @@
 // parallel region for all of them, instead of a pool synchronization per matrix.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -55,9 +56,15 @@ struct Prepared {
     size_t offset;  // into the shared buffer
 };
 
+// From this many columns a packed product runs on AMX tiles (where the CPU has them).
+constexpr int64_t k_amx_min_cols = 16;
+// AMX tasks take whole column ranges of this size: the group's weight planes are built once per task.
+constexpr int64_t k_amx_col_tile = 512;
+
 struct JobPlan {
     const Tensor* w;
     const PackedKernels* pk;  // packed path
+    bool amx;
     const CpuKernels* k;      // plain path
     const uint8_t* xq;
     size_t ld_x;
@@ -69,9 +76,23 @@ struct JobPlan {
     int64_t first_task;
 };
 
-// Quantization buffer reused across calls by the thread that drives the products.
-std::vector<uint8_t>& act_buffer() {
-    thread_local std::vector<uint8_t> buf;
+// Quantization buffer reused across calls by the thread that drives the products; 64-byte aligned
+// (the AMX kernels load activation tiles from it).
+struct ActBuffer {
+    uint8_t* p = nullptr;
+    size_t n = 0;
+    uint8_t* data() { return p; }
+    void reserve(size_t bytes) {
+        if (bytes <= n) return;
+        free(p);
+        n = (bytes + 4095) / 4096 * 4096;
+        p = (uint8_t*)aligned_alloc(64, n);
+        if (!p) throw Error("matmul: out of memory for activations");
+    }
+    ~ActBuffer() { free(p); }
+};
+ActBuffer& act_buffer() {
+    thread_local ActBuffer buf;
     return buf;
 }
 
@@ -153,8 +174,8 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
         }
 
     // Quantize the activations: inline when small (decode), else on the pool.
-    std::vector<uint8_t>& buf = act_buffer();
-    if (buf.size() < buf_bytes) buf.resize(buf_bytes);
+    ActBuffer& buf = act_buffer();
+    buf.reserve(buf_bytes);
     int64_t q_rows = 0, q_elems = 0;
     for (auto& pr : preps)
         if (pr.fmt.quantize) q_rows += pr.n_tokens, q_elems += pr.n_tokens * pr.n_in;
@@ -199,7 +220,8 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
     int64_t n_tasks = 0;
     for (auto& p : plans) {
         const int64_t unit = p.pk ? kPackRows : 4;
-        p.col_unit = std::min<int64_t>(p.n_tokens, k_col_tile);
+        p.amx = p.pk && p.pk->gemm_amx && p.n_tokens >= k_amx_min_cols;
+        p.col_unit = std::min<int64_t>(p.n_tokens, p.amx ? k_amx_col_tile : k_col_tile);
         const double per_row = (double)p.col_unit * (double)p.n_in;
         int64_t rows = (int64_t)(per_task / per_row);
         rows = std::clamp<int64_t>((rows + unit - 1) / unit * unit, unit, (p.n_out + unit - 1) / unit * unit);
@@ -224,8 +246,9 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
             const uint8_t* wp = (const uint8_t*)p.w->packed;
             for (int64_t r = r0; r < r1; r += kPackRows) {
                 const int nr = (int)std::min<int64_t>(kPackRows, r1 - r);
-                p.pk->gemm(p.n_in, p.y + c0 * p.n_out + r, (size_t)p.n_out, wp + (size_t)(r / kPackRows) * p.w->packed_group,
-                           nr, xb, p.ld_x, (int)(c1 - c0));
+                (p.amx ? p.pk->gemm_amx : p.pk->gemm)(p.n_in, p.y + c0 * p.n_out + r, (size_t)p.n_out,
+                                                      wp + (size_t)(r / kPackRows) * p.w->packed_group, nr, xb,
+                                                      p.ld_x, (int)(c1 - c0));
             }
         } else if (p.k->gemm) {
             const size_t ld_w = p.w->row_bytes();

@@ -32,6 +32,9 @@ struct PackedKernels {
     void (*quantize_act)(const float* x, void* dst, int64_t n_in);
     // For c < nc (<= any number), r < nr (<= kPackRows): s[c * ld_s + r] = row r of the group . column c.
     void (*gemm)(int64_t n_in, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc);
+    // The same product with AMX-INT8 tiles (null when the CPU or OS has no AMX): bit-identical
+    // results, worth it from about 16 columns up (prompt processing).
+    void (*gemm_amx)(int64_t n_in, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc);
 };
 
 // The packed kernels for type t on this CPU, or nullptr (the type stays in its GGUF layout).

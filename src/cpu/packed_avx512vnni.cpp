@@ -7,6 +7,7 @@
 
 #include "cpu/kernels.h"
 #include "cpu/packed.h"
+#include "cpu/packed_layout.h"
 #include "quant/blocks.h"
 
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own _mm512_undefined_*() helpers.
@@ -17,7 +18,6 @@ namespace yiti::cpu {
 
 namespace {
 
-constexpr int R = kPackRows;
 
 inline __m512i bcast32(const void* p) {
     int32_t v;
@@ -28,53 +28,6 @@ inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 inline __m128i load128(const void* p) { return _mm_loadu_si128((const __m128i*)p); }
 inline __m512 load_f16x16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
 inline __mmask16 row_mask(int nr) { return (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1); }
-
-// ------------------------------------------------------------------------------------------------
-// Packed layouts, one per block of the row, for a group of 16 rows.
-
-// Q4_K / Q5_K: qs[p][k][r][i]: low nibble = q[r][64p + 4k + i] (sub-block 2p), high nibble =
-// q[r][64p + 32 + 4k + i] (sub-block 2p + 1); Q5_K adds qh[j/4 .. ][k][r][i] bits (see below).
-struct PQ4K {
-    uint16_t d[R], dmin[R];
-    uint8_t sc[8][R], mn[8][R];
-    uint8_t qs[4][8][R][4];
-};
-static_assert(sizeof(PQ4K) == 2368);
-
-// Q5_K: as Q4_K plus the fifth bits: qh[k][r][i] bit j = bit 4 of q[r][32j + 4k + i].
-struct PQ5K {
-    uint16_t d[R], dmin[R];
-    uint8_t sc[8][R], mn[8][R];
-    uint8_t qs[4][8][R][4];
-    uint8_t qh[8][R][4];
-};
-static_assert(sizeof(PQ5K) == 2880);
-
-// Q6_K (u = q + 32 in 0..63): ql as Q4_K's qs (low 4 bits), qh[g][k][r][i] bits 2t..2t+1 = bits 4..5 of
-// u[r][128g + 32t + 4k + i]; sc[k16][r] the int8 scale of elements 16 k16 ..
-struct PQ6K {
-    uint16_t d[R];
-    int8_t sc[16][R];
-    uint8_t ql[4][8][R][4];
-    uint8_t qh[2][8][R][4];
-};
-static_assert(sizeof(PQ6K) == 3360);
-
-// Q8_0 (32-element blocks): qs[k][r][i] = q[r][4k + i] + 128 (as unsigned).
-struct PQ80 {
-    uint16_t d[R];
-    uint8_t qs[8][R][4];
-};
-static_assert(sizeof(PQ80) == 544);
-
-// Q8_0 activations for the packed kernel: the block's scale as float and 128 * sum(qs), which
-// turns the unsigned-times-signed product of (w + 128) back into w . x.
-struct ActQ80 {
-    float d;
-    int32_t s128;
-    int8_t qs[32];
-};
-static_assert(sizeof(ActQ80) == 40);
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -182,22 +135,25 @@ void pack_q6_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
     }
 }
 
-size_t group_bytes_q8_0(int64_t n_in) { return (size_t)(n_in / QK8_0) * sizeof(PQ80); }
+size_t group_bytes_q8_0(int64_t n_in) { return (size_t)((n_in / QK8_0 + 1) / 2) * sizeof(PQ80x2); }
 
 void pack_q8_0(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
     const int64_t nb = n_in / QK8_0;
-    PQ80* out = (PQ80*)dst;
-    memset(out, 0, (size_t)nb * sizeof(PQ80));
-    for (int64_t i = 0; i < nb; ++i) {
-        PQ80& o = out[i];
-        for (int r = 0; r < R; ++r)
+    PQ80x2* out = (PQ80x2*)dst;
+    const int64_t np = (nb + 1) / 2;
+    memset(out, 0, (size_t)np * sizeof(PQ80x2));
+    for (int64_t i = 0; i < np * 2; ++i) {
+        PQ80x2& o = out[i / 2];
+        const int h = (int)(i % 2);
+        for (int r = 0; r < kPR; ++r)
             for (int k = 0; k < 8; ++k)
-                for (int t = 0; t < 4; ++t) o.qs[k][r][t] = 128;  // missing rows: q = 0
+                for (int t = 0; t < 4; ++t) o.qs[h][k][r][t] = 128;  // missing rows and blocks: q = 0
+        if (i >= nb) continue;
         for (int r = 0; r < nr; ++r) {
             const block_q8_0& b = ((const block_q8_0*)((const uint8_t*)src + (size_t)r * ld))[i];
-            o.d[r] = b.d;
+            o.d[h][r] = b.d;
             for (int k = 0; k < 8; ++k)
-                for (int t = 0; t < 4; ++t) o.qs[k][r][t] = (uint8_t)(b.qs[4 * k + t] + 128);
+                for (int t = 0; t < 4; ++t) o.qs[h][k][r][t] = (uint8_t)(b.qs[4 * k + t] + 128);
         }
     }
 }
@@ -205,8 +161,24 @@ void pack_q8_0(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
 // ------------------------------------------------------------------------------------------------
 // Activations
 
-size_t act_bytes_q8_K(int64_t n) { return (size_t)(n / QK_K) * sizeof(block_q8_K); }
-void quantize_act_q8_K(const float* x, void* dst, int64_t n) { cpu_kernels(DType::Q4_K)->from_float(x, dst, n); }
+size_t act_bytes_q8_K(int64_t n) { return (size_t)(n / QK_K) * sizeof(ActQ8K); }
+void quantize_act_q8_K(const float* x, void* dst, int64_t n) {
+    // The Q8_K quantization every k-quant kernel uses, then this kernel's block form.
+    const CpuKernels* k = cpu_kernels(DType::Q4_K);
+    ActQ8K* y = (ActQ8K*)dst;
+    block_q8_K tmp[4];
+    for (int64_t b0 = 0; b0 < n / QK_K; b0 += 4) {
+        const int64_t m = n / QK_K - b0 < 4 ? n / QK_K - b0 : 4;
+        k->from_float(x + b0 * QK_K, tmp, m * QK_K);
+        for (int64_t i = 0; i < m; ++i) {
+            ActQ8K& a = y[b0 + i];
+            memcpy(a.qs, tmp[i].qs, sizeof a.qs);
+            a.d = tmp[i].d;
+            memcpy(a.bsums, tmp[i].bsums, sizeof a.bsums);
+            memset(a.pad, 0, sizeof a.pad);
+        }
+    }
+}
 
 size_t act_bytes_q8_0(int64_t n) { return (size_t)(n / QK8_0) * sizeof(ActQ80); }
 void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
@@ -226,6 +198,7 @@ void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
             int s = 0;
             for (int t = 0; t < 32; ++t) s += tmp[i].qs[t];
             a.s128 = 128 * s;
+            memset(a.pad, 0, sizeof a.pad);
         }
     }
 }
@@ -235,7 +208,7 @@ void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
 
 // Q4_K and Q5_K (Q5 = true adds the fifth bit).
 template <bool Q5, int NC>
-inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const block_q8_K* const* xs, __m512* acc) {
+inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* xs, __m512* acc) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
     using P = std::conditional_t<Q5, PQ5K, PQ4K>;
@@ -300,7 +273,7 @@ inline __m512i q6_high(__m512i h) {
 }
 
 template <int NC, int g, int t>
-inline void q6_sub(const PQ6K& b, const block_q8_K* const* xs, int64_t i, __m512i* isum) {
+inline void q6_sub(const PQ6K& b, const ActQ8K* const* xs, int64_t i, __m512i* isum) {
     constexpr int j = 4 * g + t, p = j / 2;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512i d0[NC], d1[NC];
@@ -322,7 +295,7 @@ inline void q6_sub(const PQ6K& b, const block_q8_K* const* xs, int64_t i, __m512
 }
 
 template <int NC>
-inline void gemm_q6_K_tile(int64_t nb, const uint8_t* wg, const block_q8_K* const* xs, __m512* acc) {
+inline void gemm_q6_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* xs, __m512* acc) {
     for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
     const PQ6K* B = (const PQ6K*)wg;
     // int16 lane pairs (sc[2m][r], sc[2m + 1][r]) from the 32 int16 [sc[2m][0..15], sc[2m + 1][0..15]].
@@ -358,17 +331,18 @@ inline void gemm_q6_K_tile(int64_t nb, const uint8_t* wg, const block_q8_K* cons
 template <int NC>
 inline void gemm_q8_0_tile(int64_t nb, const uint8_t* wg, const ActQ80* const* xs, __m512* acc) {
     for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
-    const PQ80* B = (const PQ80*)wg;
+    const PQ80x2* B = (const PQ80x2*)wg;
     for (int64_t i = 0; i < nb; ++i) {
-        const PQ80& b = B[i];
+        const PQ80x2& b = B[i / 2];
+        const int h = (int)(i & 1);
         __m512i dot[NC];
         for (int c = 0; c < NC; ++c) dot[c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
         for (int k = 0; k < 8; ++k) {
-            const __m512i w = load512(b.qs[k]);
+            const __m512i w = load512(b.qs[h][k]);
             for (int c = 0; c < NC; ++c) dot[c] = _mm512_dpbusd_epi32(dot[c], w, bcast32(xs[c][i].qs + 4 * k));
         }
-        const __m512 d = load_f16x16(b.d);
+        const __m512 d = load_f16x16(b.d[h]);
         for (int c = 0; c < NC; ++c) {
             const __m512i isum = _mm512_sub_epi32(dot[c], _mm512_set1_epi32(xs[c][i].s128));
             acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xs[c][i].d)), _mm512_cvtepi32_ps(isum), acc[c]);
@@ -401,19 +375,19 @@ void gemm_cols(int64_t nb, float* s, size_t ld_s, const void* group, int nr, con
 
 template <int NC>
 struct KQ4 {
-    static void run(int64_t nb, const uint8_t* w, const block_q8_K* const* xs, __m512* acc) {
+    static void run(int64_t nb, const uint8_t* w, const ActQ8K* const* xs, __m512* acc) {
         gemm_q45_K_tile<false, NC>(nb, w, xs, acc);
     }
 };
 template <int NC>
 struct KQ5 {
-    static void run(int64_t nb, const uint8_t* w, const block_q8_K* const* xs, __m512* acc) {
+    static void run(int64_t nb, const uint8_t* w, const ActQ8K* const* xs, __m512* acc) {
         gemm_q45_K_tile<true, NC>(nb, w, xs, acc);
     }
 };
 template <int NC>
 struct KQ6 {
-    static void run(int64_t nb, const uint8_t* w, const block_q8_K* const* xs, __m512* acc) {
+    static void run(int64_t nb, const uint8_t* w, const ActQ8K* const* xs, __m512* acc) {
         gemm_q6_K_tile<NC>(nb, w, xs, acc);
     }
 };
@@ -425,31 +399,39 @@ struct KQ80 {
 };
 
 void gemm_q4_K(int64_t n, float* s, size_t ld_s, const void* g, int nr, const void* x, size_t ld_x, int nc) {
-    gemm_cols<block_q8_K, KQ4>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
+    gemm_cols<ActQ8K, KQ4>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
 }
 void gemm_q5_K(int64_t n, float* s, size_t ld_s, const void* g, int nr, const void* x, size_t ld_x, int nc) {
-    gemm_cols<block_q8_K, KQ5>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
+    gemm_cols<ActQ8K, KQ5>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
 }
 void gemm_q6_K(int64_t n, float* s, size_t ld_s, const void* g, int nr, const void* x, size_t ld_x, int nc) {
-    gemm_cols<block_q8_K, KQ6>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
+    gemm_cols<ActQ8K, KQ6>(n / QK_K, s, ld_s, g, nr, x, ld_x, nc);
 }
 void gemm_q8_0(int64_t n, float* s, size_t ld_s, const void* g, int nr, const void* x, size_t ld_x, int nc) {
     gemm_cols<ActQ80, KQ80>(n / QK8_0, s, ld_s, g, nr, x, ld_x, nc);
 }
 
-const PackedKernels k_q4_K = {DType::Q4_K, group_bytes_k<PQ4K>, pack_q4_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q4_K};
-const PackedKernels k_q5_K = {DType::Q5_K, group_bytes_k<PQ5K>, pack_q5_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q5_K};
-const PackedKernels k_q6_K = {DType::Q6_K, group_bytes_k<PQ6K>, pack_q6_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q6_K};
-const PackedKernels k_q8_0 = {DType::Q8_0, group_bytes_q8_0, pack_q8_0, act_bytes_q8_0, quantize_act_q8_0, gemm_q8_0};
+const PackedKernels k_q4_K = {DType::Q4_K, group_bytes_k<PQ4K>, pack_q4_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q4_K, nullptr};
+const PackedKernels k_q5_K = {DType::Q5_K, group_bytes_k<PQ5K>, pack_q5_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q5_K, nullptr};
+const PackedKernels k_q6_K = {DType::Q6_K, group_bytes_k<PQ6K>, pack_q6_K, act_bytes_q8_K, quantize_act_q8_K, gemm_q6_K, nullptr};
+const PackedKernels k_q8_0 = {DType::Q8_0, group_bytes_q8_0, pack_q8_0, act_bytes_q8_0, quantize_act_q8_0, gemm_q8_0, nullptr};
+
+PackedKernels with_amx(PackedKernels k, decltype(PackedKernels::gemm_amx) f) {
+    k.gemm_amx = f;
+    return k;
+}
 
 }  // namespace
 
 const PackedKernels* packed_kernels_avx512vnni(DType t) {
+    static const bool amx = amx_available();
+    static const PackedKernels a_q4_K = with_amx(k_q4_K, gemm_amx_q4_K), a_q5_K = with_amx(k_q5_K, gemm_amx_q5_K),
+                               a_q6_K = with_amx(k_q6_K, gemm_amx_q6_K), a_q8_0 = with_amx(k_q8_0, gemm_amx_q8_0);
     switch (t) {
-        case DType::Q4_K: return &k_q4_K;
-        case DType::Q5_K: return &k_q5_K;
-        case DType::Q6_K: return &k_q6_K;
-        case DType::Q8_0: return &k_q8_0;
+        case DType::Q4_K: return amx ? &a_q4_K : &k_q4_K;
+        case DType::Q5_K: return amx ? &a_q5_K : &k_q5_K;
+        case DType::Q6_K: return amx ? &a_q6_K : &k_q6_K;
+        case DType::Q8_0: return amx ? &a_q8_0 : &k_q8_0;
         default: return nullptr;
     }
 }

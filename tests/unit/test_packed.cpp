@@ -74,7 +74,7 @@ TEST(Packed, MatchesReferenceDot) {
     for (DType t : kPackedTypes) {
         if (!cpu::packed_kernels(t)) GTEST_SKIP() << "no packed kernels on this CPU";
         for (int64_t n_in : {256, 1024, 2304}) {
-            const int64_t n_out = 37, n_tok = 6;
+            const int64_t n_out = 37, n_tok = n_in == 1024 ? 40 : 6;  // 40: AMX tiles where the CPU has them
             PackedMatrix m = make_matrix(t, n_in, n_out, 1, 11);
             ASSERT_NE(m.t.packed, nullptr);
             const auto x = random_x(n_in * n_tok, 5);
@@ -162,8 +162,8 @@ TEST(Packed, DISABLED_Bench) {
     ThreadPool pool(1);
     for (DType t : kPackedTypes) {
         if (!cpu::packed_kernels(t)) GTEST_SKIP();
-        for (int64_t n_tok : {1, 4, 64}) {
-            const int64_t n_in = 2048, n_out = getenv("PB_NOUT") ? atoll(getenv("PB_NOUT")) : 512;
+        for (int64_t n_tok : {1, 4, 64, 512}) {
+            const int64_t n_in = 2048, n_out = getenv("PB_NOUT") ? atoll(getenv("PB_NOUT")) : (n_tok >= 64 ? 2048 : 512);
             PackedMatrix m = make_matrix(t, n_in, n_out, 1, 1);
             const auto x = random_x(n_in * n_tok, 2);
             std::vector<float> y((size_t)(n_out * n_tok));
@@ -229,6 +229,35 @@ TEST(Packed, DISABLED_Stream) {
                 best = std::max(best, (double)buf.size() / s / 1e9);
             }
             printf("%-5s %d thread(s): %6.1f GB/s\n", dtype_name(t), nt, best);
+        }
+    }
+}
+
+// Kernel-only speed (activations quantized beforehand), one thread: VNNI vs AMX on 512 columns.
+TEST(Packed, DISABLED_KernelOnly) {
+    for (DType t : kPackedTypes) {
+        const cpu::PackedKernels* pk = cpu::packed_kernels(t);
+        if (!pk) GTEST_SKIP();
+        const int64_t n_in = getenv("PB_NIN") ? atoll(getenv("PB_NIN")) : 2048, n_out = 256, n_tok = 512;
+        PackedMatrix m = make_matrix(t, n_in, n_out, 1, 1);
+        const auto x = random_x(n_in * n_tok, 2);
+        const size_t ld_x = pk->act_bytes(n_in);
+        HugeBuffer xq(ld_x * n_tok, true);
+        for (int64_t c = 0; c < n_tok; ++c) pk->quantize_act(x.data() + c * n_in, xq.data() + c * ld_x, n_in);
+        std::vector<float> y((size_t)(n_out * n_tok));
+        for (int amx = 0; amx < 2; ++amx) {
+            auto fn = amx ? pk->gemm_amx : pk->gemm;
+            if (!fn) continue;
+            double best = 1e9;
+            const int reps = getenv("PB_REPS") ? atoi(getenv("PB_REPS")) : 5;
+            for (int rep = 0; rep < reps; ++rep) {
+                const auto t0 = std::chrono::steady_clock::now();
+                for (int64_t g = 0; g < n_out / cpu::kPackRows; ++g)
+                    fn(n_in, y.data() + g * cpu::kPackRows, n_out, (const uint8_t*)m.t.packed + g * m.t.packed_group, 16,
+                       xq.data(), ld_x, (int)n_tok);
+                best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            printf("%-5s %s: %7.1f GMAC/s\n", dtype_name(t), amx ? "amx " : "vnni", (double)n_in * n_out * n_tok / best / 1e9);
         }
     }
 }

@@ -1,0 +1,80 @@
+// Packed weight layouts shared by the VNNI and AMX kernels (see cpu/packed.h), and the AMX entry
+// points. Internal to src/cpu.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/packed.h"
+
+namespace yiti::cpu {
+
+constexpr int kPR = kPackRows;
+
+// Packed layouts, one per block of the row, for a group of 16 rows.
+
+// Q4_K / Q5_K: qs[p][k][r][i]: low nibble = q[r][64p + 4k + i] (sub-block 2p), high nibble =
+// q[r][64p + 32 + 4k + i] (sub-block 2p + 1); Q5_K adds qh[j/4 .. ][k][r][i] bits (see below).
+struct PQ4K {
+    uint16_t d[kPR], dmin[kPR];
+    uint8_t sc[8][kPR], mn[8][kPR];
+    uint8_t qs[4][8][kPR][4];
+};
+static_assert(sizeof(PQ4K) == 2368);
+
+// Q5_K: as Q4_K plus the fifth bits: qh[k][r][i] bit j = bit 4 of q[r][32j + 4k + i].
+struct PQ5K {
+    uint16_t d[kPR], dmin[kPR];
+    uint8_t sc[8][kPR], mn[8][kPR];
+    uint8_t qs[4][8][kPR][4];
+    uint8_t qh[8][kPR][4];
+};
+static_assert(sizeof(PQ5K) == 2880);
+
+// Q6_K (u = q + 32 in 0..63): ql as Q4_K's qs (low 4 bits), qh[g][k][r][i] bits 2t..2t+1 = bits 4..5 of
+// u[r][128g + 32t + 4k + i]; sc[k16][r] the int8 scale of elements 16 k16 ..
+struct PQ6K {
+    uint16_t d[kPR];
+    int8_t sc[16][kPR];
+    uint8_t ql[4][8][kPR][4];
+    uint8_t qh[2][8][kPR][4];
+};
+static_assert(sizeof(PQ6K) == 3360);
+
+// Q8_0, two 32-element blocks at a time (so every qs starts on a 64-byte line, as AMX tile loads
+// want): qs[h][k][r][i] = q[r][32h + 4k + i] + 128 (as unsigned), d[h][r].
+struct PQ80x2 {
+    uint8_t qs[2][8][kPR][4];
+    uint16_t d[2][kPR];
+};
+static_assert(sizeof(PQ80x2) == 1088 && sizeof(PQ80x2) % 64 == 0);
+
+// Activations of the packed k-quant kernels: Q8_K's values, with the quants first so that every
+// block's quants start on a 64-byte line (rows are multiples of 64 bytes).
+struct ActQ8K {
+    int8_t qs[256];
+    float d;
+    int16_t bsums[16];  // sums of groups of 16
+    uint8_t pad[28];
+};
+static_assert(sizeof(ActQ8K) == 320);
+
+// Q8_0 activations of the packed kernel: the block's scale as float and 128 * sum(qs), which turns
+// the unsigned-times-signed product of (w + 128) back into w . x; quants first, 64-byte blocks.
+struct ActQ80 {
+    int8_t qs[32];
+    float d;
+    int32_t s128;
+    uint8_t pad[24];
+};
+static_assert(sizeof(ActQ80) == 64);
+
+// AMX-INT8 products of one packed group against nc columns (any nc; best from 16 up), bit-identical
+// to the VNNI kernels: the same exact integer block sums, the same float operations per (row, column).
+// Each needs amx_available() to be true.
+bool amx_available();
+void gemm_amx_q4_K(int64_t n, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc);
+void gemm_amx_q5_K(int64_t n, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc);
+void gemm_amx_q6_K(int64_t n, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc);
+void gemm_amx_q8_0(int64_t n, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc);
+
+}  // namespace yiti::cpu
