@@ -1,0 +1,15 @@
+// Vectorized operator variants (internal to src/cpu; ops.cpp dispatches to them at run time).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/ops.h"
+
+namespace yiti::cpu {
+
+// AVX-512 attention (attention_avx512.cpp); false when the shapes or cache type need the generic path.
+bool attention_avx512(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il,
+                      const std::vector<AttnSeq>& seqs, const float* q, float* out);
+void silu_mul_avx512(float* gate, const float* up, int64_t n);
+
+}  // namespace yiti::cpu
