@@ -6,7 +6,6 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
-#include "cpu/attention_impl.h"
 #include "cpu/kernels.h"
 #include "quant/quant.h"
 
@@ -54,11 +53,6 @@ void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n) {
 }
 
 void silu_mul(float* gate, const float* up, int64_t n) {
-    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
-    if (avx512) {
-        silu_mul_avx512(gate, up, n);
-        return;
-    }
     for (int64_t i = 0; i < n; ++i) {
         const float g = gate[i];
         gate[i] = g / (1.0f + std::exp(-g)) * up[i];
@@ -145,8 +139,6 @@ void store_kv_row(DType type, const float* src, uint8_t* dst, int64_t n) {
 
 void attention(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il, const std::vector<AttnSeq>& seqs,
                const float* q, float* out) {
-    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
-    if (avx512 && attention_avx512(pool, p, cache, il, seqs, q, out)) return;
     const int n_rep = p.n_head / p.n_head_kv;
     YITI_ASSERT(n_rep * p.n_head_kv == p.n_head);
     const int bs = cache.block_size();
