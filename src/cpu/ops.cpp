@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "cpu/attention_impl.h"
 #include "cpu/kernels.h"
 #include "quant/quant.h"
 
@@ -26,7 +27,18 @@ float dot_f32(const float* a, const float* b, int64_t n) {
 }
 
 void axpy_f32(float a, const float* x, float* y, int64_t n) {
+    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
+    if (avx512) {
+        axpy_avx512(a, x, y, n);
+        return;
+    }
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+bool attention_dense(ThreadPool& pool, const AttnParams& p, const DenseKV& kv, int64_t n_tok, int32_t pos0,
+                     const float* q, float* out) {
+    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
+    return avx512 && attention_dense_avx512(pool, p, kv, n_tok, pos0, q, out);
 }
 
 void get_rows(const Tensor& w, const int32_t* ids, int64_t n, float* out) {
@@ -139,6 +151,8 @@ void store_kv_row(DType type, const float* src, uint8_t* dst, int64_t n) {
 
 void attention(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il, const std::vector<AttnSeq>& seqs,
                const float* q, float* out) {
+    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
+    if (avx512 && attention_avx512(pool, p, cache, il, seqs, q, out)) return;
     const int n_rep = p.n_head / p.n_head_kv;
     YITI_ASSERT(n_rep * p.n_head_kv == p.n_head);
     const int bs = cache.block_size();

@@ -82,6 +82,19 @@ struct AttnSeq {
 void attention(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il, const std::vector<AttnSeq>& seqs,
                const float* q, float* out);
 
+// Causal attention of one sequence's n_tok query rows (positions pos0 ..) over dense F32 keys and
+// values: the K row of position p and KV head h at k + p * k_pos_stride + h * k_head_stride (head_dim_k
+// floats), V likewise. Returns false where no fast implementation exists (the caller computes it).
+struct DenseKV {
+    const float* k = nullptr;
+    int64_t k_pos_stride = 0, k_head_stride = 0;
+    const float* v = nullptr;
+    int64_t v_pos_stride = 0, v_head_stride = 0;
+    int64_t n_kv = 0;
+};
+bool attention_dense(ThreadPool& pool, const AttnParams& p, const DenseKV& kv, int64_t n_tok, int32_t pos0,
+                     const float* q, float* out);
+
 // Converts F32 rows into the cache's element type (F16 or F32).
 void store_kv_row(DType type, const float* src, uint8_t* dst, int64_t n);
 

@@ -290,6 +290,31 @@ private:
             std::copy(lat.begin() + p * L_dim, lat.begin() + p * L_dim + R, c.begin() + p * R);
         }
         rt.backend(L.wkv_b.device).matmul(L.wkv_b, c.data(), n_kv, kv.data());
+        {
+            // Per-head keys [n_kv][H][nope | rope] for the vectorized attention (the rope part is shared).
+            std::vector<float> kfull((size_t)(n_kv * H * Dk));
+            for (int64_t p = 0; p < n_kv; ++p)
+                for (int64_t h = 0; h < H; ++h) {
+                    float* dst = kfull.data() + (p * H + h) * Dk;
+                    std::copy(kv.data() + (p * H + h) * W, kv.data() + (p * H + h) * W + n_nope_, dst);
+                    std::copy(lat.data() + p * L_dim + R, lat.data() + p * L_dim + R + n_rot_, dst + n_nope_);
+                }
+            cpu::DenseKV d;
+            d.k = kfull.data();
+            d.k_pos_stride = H * Dk;
+            d.k_head_stride = Dk;
+            d.v = kv.data() + n_nope_;
+            d.v_pos_stride = H * W;
+            d.v_head_stride = W;
+            d.n_kv = n_kv;
+            cpu::AttnParams ap;
+            ap.n_head = (int)H;
+            ap.n_head_kv = (int)H;
+            ap.head_dim_k = Dk;
+            ap.head_dim_v = Dv;
+            ap.scale = hp_.attn_scale;
+            if (cpu::attention_dense(rt.pool(), ap, d, s.n, s.pos0, q + s.first * H * Dk, attn + s.first * H * Dv)) return;
+        }
         rt.pool().parallel_for(s.n * H, 1, [&](int64_t b, int64_t e) {
             std::vector<float> sc((size_t)n_kv);
             for (int64_t it = b; it < e; ++it) {

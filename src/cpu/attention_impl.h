@@ -1,0 +1,18 @@
+// Vectorized operator variants (internal to src/cpu; ops.cpp dispatches to them at run time).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/ops.h"
+
+namespace yiti::cpu {
+
+// AVX-512 attention (attention_avx512.cpp); false when the shapes or cache type need the generic path.
+bool attention_avx512(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il,
+                      const std::vector<AttnSeq>& seqs, const float* q, float* out);
+void silu_mul_avx512(float* gate, const float* up, int64_t n);
+bool attention_dense_avx512(ThreadPool& pool, const AttnParams& p, const DenseKV& kv, int64_t n_tok, int32_t pos0,
+                            const float* q, float* out);
+void axpy_avx512(float a, const float* x, float* y, int64_t n);
+
+}  // namespace yiti::cpu
