@@ -5,8 +5,9 @@ and prints (and writes to a Markdown file) the speeds and ratios.
 Peers are given by path and skipped when not given:
   LLAMA_BENCH=/path/to/llama.cpp/build/bin/llama-bench
   IK_LLAMA_BENCH=/path/to/ik_llama.cpp/build/bin/llama-bench
-Extra llama-bench arguments for a peer (e.g. ik_llama.cpp's run-time repacking) come from
-LLAMA_BENCH_ARGS / IK_LLAMA_BENCH_ARGS (split on spaces).
+Extra llama-bench arguments for a peer come from LLAMA_BENCH_ARGS / IK_LLAMA_BENCH_ARGS (split on
+spaces); several configurations separated by ';' (e.g. IK_LLAMA_BENCH_ARGS=";-rtr 1" for the defaults
+and run-time repacking) are all run, and the peer's figure for each test is its best configuration's.
 
 The engines run one after the other, in an order that rotates every round, for --rounds rounds;
 every figure is the median over all repetitions of all rounds, so a burst of load on a shared
@@ -117,10 +118,20 @@ def main():
         if not path:
             log(f"{env} not set: skipping {name}")
             continue
-        extra = shlex.split(os.environ.get(env + "_ARGS", ""))
-        engines.append((name, lambda m, p=path, e=extra: bench_llama(p, e, m, a)))
+        configs = [shlex.split(c) for c in os.environ.get(env + "_ARGS", "").split(";")]
+
+        def run_peer(m, p=path, cfgs=configs):
+            best = {}
+            for c in cfgs:
+                for test, r in bench_llama(p, c, m, a).items():
+                    r["config"] = " ".join(c) or "defaults"
+                    if test not in best or statistics.median(r["samples"]) > statistics.median(best[test]["samples"]):
+                        best[test] = r
+            return best
+        engines.append((name, run_peer))
 
     samples = {}  # (model, engine, test) -> [t/s]
+    configs_used = {}  # (model, peer, test) -> the peer configurations that were best
     info = {}     # model -> yiti's bytes per token, membw
     loads = [loadavg()]
     started = datetime.datetime.now()
@@ -132,6 +143,8 @@ def main():
                 loads.append(loadavg())
                 for test, r in res.items():
                     samples.setdefault((model, name, test), []).extend(r["samples"])
+                    if "config" in r:
+                        configs_used.setdefault((model, name, test), set()).add(r["config"])
                     if name == "yiti":
                         info.setdefault(model, {}).setdefault(test, []).append(r)
     tests = [f"pp{a.n_prompt}"] if a.n_prompt > 0 else []
@@ -193,9 +206,14 @@ def main():
     ]
     for name, env in (("llama.cpp", "LLAMA_BENCH"), ("ik_llama.cpp", "IK_LLAMA_BENCH")):
         if name in names:
-            extra = os.environ.get(env + "_ARGS", "")
-            notes.append(f"{name}: `llama-bench -t {a.threads} -p {a.n_prompt} -n {a.n_gen} -r {a.reps}"
-                         f"{' ' + extra if extra else ''}`.")
+            cfgs = [c.strip() for c in os.environ.get(env + "_ARGS", "").split(";")]
+            alts = " or ".join(f"`{c}`" if c else "defaults" for c in cfgs)
+            notes.append(f"{name}: `llama-bench -t {a.threads} -p {a.n_prompt} -n {a.n_gen} -r {a.reps}` with {alts}"
+                         + (" (the best per test counts)" if len(cfgs) > 1 else "") + ".")
+            used = sorted(f"{os.path.basename(m)} {t}: {', '.join(sorted(c))}" for (m, n, t), c in configs_used.items()
+                          if n == name and len(cfgs) > 1)
+            if used:
+                notes.append(f"{name} best configuration per test: " + "; ".join(used) + ".")
     notes.append(f"yiti: `yiti bench -t {a.threads} -p {a.n_prompt} -n {a.n_gen} -r {a.reps}`.")
     text = table + "\n\n" + "\n".join(f"- {n}" for n in notes if n) + "\n"
     print(text)

@@ -1,5 +1,6 @@
 // The machine's memory read bandwidth, measured: every thread streams through its share of a
-// buffer much larger than the caches, several times; the best pass counts.
+// buffer much larger than the caches, several times, with plain loads and with software prefetching
+// (as the decode kernels use it); the best pass counts.
 #pragma once
 #include <cstddef>
 

@@ -23,8 +23,8 @@ constexpr int kCallerSpins = 2000;  // before the caller sleeps on a late task
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this] { worker(); });
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)), shares_(new Share[std::max(1, n_threads)]) {
+    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -37,27 +37,44 @@ ThreadPool::~ThreadPool() {
     for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::work(uint64_t gen) {
-    const uint64_t gbits = gen & 0xFFFFFF;
+bool ThreadPool::claim_from(int range, uint64_t gbits, int64_t* task) {
+    std::atomic<uint64_t>& w = shares_[range].claim;
+    uint64_t v = w.load(std::memory_order_acquire);
     for (;;) {
-        uint64_t v = claim_.load(std::memory_order_acquire);
-        if ((v >> (2 * kTaskBits)) != gbits) return;  // that job is over
-        const int64_t n = (int64_t)((v >> kTaskBits) & kTaskMask);
+        if ((v >> (2 * kTaskBits)) != gbits) return false;  // that job is over
+        const int64_t end = (int64_t)((v >> kTaskBits) & kTaskMask);
         const int64_t t = (int64_t)(v & kTaskMask);
-        if (t >= n) return;
-        if (!claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) continue;
-        // Task t of job gen is ours: the job cannot finish (nor fn_ change) before we report it done.
-        t_in_task = true;
-        (*fn_)(t);
-        t_in_task = false;
-        if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == n && caller_waiting_.load(std::memory_order_seq_cst)) {
-            std::lock_guard<std::mutex> lk(mu_);
-            done_cv_.notify_one();
+        if (t >= end) return false;
+        if (w.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            *task = t;
+            return true;
         }
     }
 }
 
-void ThreadPool::worker() {
+void ThreadPool::work(uint64_t gen, int ith) {
+    const uint64_t gbits = gen & 0xFFFFFF;
+    // Own share first, then the others' (each from its current position).
+    for (int k = 0; k < n_threads_; ++k) {
+        const int range = (ith + k) % n_threads_;
+        int64_t t;
+        while (claim_from(range, gbits, &t)) {
+            // Task t of job gen is ours: the job cannot finish (nor fn_, n_tasks_ change) before we
+            // report it done.
+            const int64_t n = n_tasks_;
+            t_in_task = true;
+            (*fn_)(t);
+            t_in_task = false;
+            if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == n &&
+                caller_waiting_.load(std::memory_order_seq_cst)) {
+                std::lock_guard<std::mutex> lk(mu_);
+                done_cv_.notify_one();
+            }
+        }
+    }
+}
+
+void ThreadPool::worker(int ith) {
     uint32_t seen = published_.load(std::memory_order_acquire);
     for (;;) {
         uint32_t g = published_.load(std::memory_order_acquire);
@@ -74,7 +91,7 @@ void ThreadPool::worker() {
             g = published_.load(std::memory_order_acquire);
         }
         seen = g;
-        work(g);
+        work(g, ith);
     }
 }
 
@@ -86,9 +103,13 @@ void ThreadPool::run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& 
     }
     YITI_ASSERT(n_tasks <= kMaxTasks);
     fn_ = &fn;
+    n_tasks_ = n_tasks;
     done_.store(0, std::memory_order_relaxed);
     gen_ = (gen_ + 1) & 0xFFFFFF;
-    claim_.store(((uint64_t)gen_ << (2 * kTaskBits)) | ((uint64_t)n_tasks << kTaskBits), std::memory_order_release);
+    for (int r = 0; r < n_threads_; ++r) {
+        const uint64_t b = (uint64_t)(n_tasks * r / n_threads_), e = (uint64_t)(n_tasks * (r + 1) / n_threads_);
+        shares_[r].claim.store(((uint64_t)gen_ << (2 * kTaskBits)) | (e << kTaskBits) | b, std::memory_order_release);
+    }
     // seq_cst: the store must be visible before we read sleepers_ (a worker increments sleepers_ and
     // then reads published_; one of us sees the other).
     published_.store(gen_, std::memory_order_seq_cst);
@@ -96,7 +117,7 @@ void ThreadPool::run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& 
         std::lock_guard<std::mutex> lk(mu_);
         cv_.notify_all();
     }
-    work(gen_);
+    work(gen_, 0);
     // Every task is claimed; wait for those still running elsewhere.
     for (int spins = 0; done_.load(std::memory_order_acquire) < n_tasks; ++spins) {
         if (spins < kCallerSpins) {

@@ -1,15 +1,18 @@
 // A fixed pool of worker threads for data-parallel kernels. The caller takes part as thread 0.
 //
-// Work is handed out as tasks that any thread claims from a shared counter, and a call returns
-// when every task has finished, not when every thread has checked in: on a busy machine a worker
-// that is not running at the moment delays nothing (the running threads take its share), which
-// matters when the pool has more threads than the machine gives this process. Workers spin briefly
-// for the next job (kernels come in quick succession), then sleep.
+// Work is handed out as tasks: the task range is cut into one contiguous share per thread, each
+// thread works through its own share first (neighbouring tasks read neighbouring memory, which keeps
+// each core's memory stream sequential), then takes what is left of the others'. A call returns when
+// every task has finished, not when every thread has checked in: on a busy machine a worker that is
+// not running at the moment delays nothing (the running threads take its share), which matters when
+// the pool has more threads than the machine gives this process. Workers spin briefly for the next
+// job (kernels come in quick succession), then sleep.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -38,17 +41,22 @@ public:
     void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 private:
-    void worker();
-    void work(uint64_t gen);  // claims and runs tasks of job `gen` until none are left
+    void worker(int ith);
+    void work(uint64_t gen, int ith);  // claims and runs tasks of job `gen` until none are left
+    bool claim_from(int range, uint64_t gbits, int64_t* task);
 
-    // The claim word: generation (24 bits) | task count (20 bits) | next task (20 bits).
+    // A share's claim word: generation (24 bits) | end of the share (20 bits) | next task (20 bits).
     static constexpr int kTaskBits = 20;
     static constexpr uint64_t kTaskMask = (1ull << kTaskBits) - 1;
     static constexpr int64_t kMaxTasks = (int64_t)kTaskMask;
+    struct alignas(64) Share {
+        std::atomic<uint64_t> claim{0};
+    };
 
     int n_threads_;
     std::vector<std::thread> threads_;
-    alignas(64) std::atomic<uint64_t> claim_{0};
+    std::unique_ptr<Share[]> shares_;  // one per thread
+    int64_t n_tasks_ = 0;
     alignas(64) std::atomic<int64_t> done_{0};
     alignas(64) std::atomic<uint32_t> published_{0};  // generation of the current job
     const std::function<void(int64_t)>* fn_ = nullptr;

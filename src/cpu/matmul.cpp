@@ -3,6 +3,10 @@
 // run as one job list (Q/K/V, gate/up, the experts of a MoE layer): one quantization step and one
 // parallel region for all of them, instead of a pool synchronization per matrix.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <string>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -98,7 +102,36 @@ ActBuffer& act_buffer() {
 
 }  // namespace
 
+struct MmStats {
+    std::map<std::string, std::pair<double, double>> m;  // key -> (bytes, seconds)
+    ~MmStats() {
+        for (auto& [k, v] : m) fprintf(stderr, "%-40s %8.1f MB %8.3f s %6.1f GB/s\n", k.c_str(), v.first / 1e6, v.second, v.first / v.second / 1e9);
+    }
+};
+static MmStats* mm_stats() {
+    static MmStats s;
+    static const bool on = getenv("YITI_MMSTATS") != nullptr;
+    return on ? &s : nullptr;
+}
+static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact);
 void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact) {
+    MmStats* st = mm_stats();
+    if (!st) return matmul_jobs_impl(pool, jobs, n_jobs, exact);
+    const auto t0 = std::chrono::steady_clock::now();
+    matmul_jobs_impl(pool, jobs, n_jobs, exact);
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double bytes = 0;
+    std::string key;
+    for (size_t j = 0; j < n_jobs; ++j) {
+        bytes += (double)jobs[j].w->row_bytes() * jobs[j].w->ne[1];
+        if (j < 3) key += strprintf("%s%s[%lldx%lld]", j ? "+" : "", dtype_name(jobs[j].w->type), (long long)jobs[j].w->ne[0], (long long)jobs[j].w->ne[1]);
+    }
+    if (n_jobs > 3) key += strprintf("+%zu", n_jobs - 3);
+    auto& e = st->m[key];
+    e.first += bytes;
+    e.second += sec;
+}
+static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact) {
     if (exact) {
         std::vector<float> xg;
         for (size_t j = 0; j < n_jobs; ++j) {
@@ -216,7 +249,8 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
     // Tasks: about 16 per thread, none smaller than ~256K multiply-adds.
     double total = 0;
     for (auto& p : plans) total += (double)p.n_out * (double)p.n_tokens * (double)p.n_in;
-    const double per_task = std::max(total / (16.0 * pool.size()), 262144.0);
+    static const double k_tpt = getenv("TPT") ? atof(getenv("TPT")) : 16.0;
+    const double per_task = std::max(total / (k_tpt * pool.size()), 262144.0);
     int64_t n_tasks = 0;
     for (auto& p : plans) {
         const int64_t unit = p.pk ? kPackRows : 4;

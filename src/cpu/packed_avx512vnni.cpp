@@ -31,6 +31,21 @@ inline __mmask16 row_mask(int nr) { return (__mmask16)(nr >= 16 ? 0xFFFF : (1u <
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+// Decode streams the weights once from memory: prefetching each block's lines ahead keeps enough
+// requests in flight for a core to reach (measured) 10-20% more bandwidth than the hardware
+// prefetchers alone give it. Inline asm: GCC silently drops _mm_prefetch here.
+// Two distances: into L1 ~1.5 KB ahead, and (k-quants, whose blocks take more instructions per byte
+// than Q8_0's, so that out-of-order execution runs less far ahead) into L2 ~8 KB ahead.
+constexpr size_t kPrefetchNear = 1536, kPrefetchFar = 8192;
+template <size_t Bytes, bool Far>
+inline void pf(const void* p) {
+    const char* q = (const char*)p + kPrefetchNear;
+    for (size_t l = 0; l < Bytes; l += 64) __asm__ volatile("prefetcht0 %0" ::"m"(*(q + l)));
+    if constexpr (Far) {
+        const char* f = (const char*)p + kPrefetchFar;
+        for (size_t l = 0; l < Bytes; l += 64) __asm__ volatile("prefetcht1 %0" ::"m"(*(f + l)));
+    }
+}
 
 // The reference's packing of Q4_K / Q5_K 6-bit scales and mins.
 inline void scale_min_k4(int j, const uint8_t* s, int* sc, int* mn) {
@@ -215,6 +230,7 @@ inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* 
     const P* B = (const P*)wg;
     for (int64_t i = 0; i < nb; ++i) {
         const P& b = B[i];
+        if constexpr (NC == 1) pf<sizeof(P), true>(&b);
         __m512i isum[NC], msum[NC];
         for (int c = 0; c < NC; ++c) isum[c] = msum[c] = _mm512_setzero_si512();
 #pragma GCC unroll 1
@@ -303,6 +319,7 @@ inline void gemm_q6_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* x
                                               6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int64_t i = 0; i < nb; ++i) {
         const PQ6K& b = B[i];
+        if constexpr (NC == 1) pf<sizeof(PQ6K), true>(&b);
         __m512i isum[NC], off[NC];
         for (int c = 0; c < NC; ++c) isum[c] = off[c] = _mm512_setzero_si512();
         q6_sub<NC, 0, 0>(b, xs, i, isum);
@@ -335,6 +352,7 @@ inline void gemm_q8_0_tile(int64_t nb, const uint8_t* wg, const ActQ80* const* x
     for (int64_t i = 0; i < nb; ++i) {
         const PQ80x2& b = B[i / 2];
         const int h = (int)(i & 1);
+        if constexpr (NC == 1) if (h == 0) pf<sizeof(PQ80x2), false>(&b);
         __m512i dot[NC];
         for (int c = 0; c < NC; ++c) dot[c] = _mm512_setzero_si512();
 #pragma GCC unroll 8

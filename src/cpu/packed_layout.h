@@ -43,10 +43,10 @@ static_assert(sizeof(PQ6K) == 3360);
 // Q8_0, two 32-element blocks at a time (so every qs starts on a 64-byte line, as AMX tile loads
 // want): qs[h][k][r][i] = q[r][32h + 4k + i] + 128 (as unsigned), d[h][r].
 struct PQ80x2 {
+    uint16_t d[2][kPR];  // first: the kernels then read each pair strictly forward
     uint8_t qs[2][8][kPR][4];
-    uint16_t d[2][kPR];
 };
-static_assert(sizeof(PQ80x2) == 1088 && sizeof(PQ80x2) % 64 == 0);
+static_assert(sizeof(PQ80x2) == 1088 && sizeof(PQ80x2) % 64 == 0 && offsetof(PQ80x2, qs) % 64 == 0);
 
 // Activations of the packed k-quant kernels: Q8_K's values, with the quants first so that every
 // block's quants start on a 64-byte line (rows are multiples of 64 bytes).

@@ -210,7 +210,11 @@ TEST(Packed, DISABLED_Stream) {
         const size_t gb = pk->group_bytes(n_in);
         const int64_t n_out = (int64_t)((mb << 20) / gb) * cpu::kPackRows;
         HugeBuffer buf((size_t)(n_out / cpu::kPackRows) * gb, getenv("PB_NOHUGE") == nullptr);
-        for (size_t i = 0; i < buf.size(); ++i) buf[i] = (uint8_t)(i * 2654435761u >> 13) & 0x3b;  // finite f16s
+        {
+            // Real packed groups (one quantized 16-row group, repeated): normal scales, like a model's.
+            PackedMatrix one = make_matrix(t, n_in, cpu::kPackRows, 1, 9);
+            for (size_t off = 0; off < buf.size(); off += gb) memcpy(buf.data() + off, one.packed.data(), gb);
+        }
         const int64_t ne[2] = {n_in, n_out};
         Tensor w = make_tensor_view("w", t, ne, 2, buf.data());
         w.packed = buf.data();
@@ -229,6 +233,21 @@ TEST(Packed, DISABLED_Stream) {
                 best = std::max(best, (double)buf.size() / s / 1e9);
             }
             printf("%-5s %d thread(s): %6.1f GB/s\n", dtype_name(t), nt, best);
+            if (nt == 1) {
+                // The kernel alone over every group, no driver.
+                const size_t ld_x = pk->act_bytes(n_in);
+                HugeBuffer xq(ld_x, false);
+                pk->quantize_act(x.data(), xq.data(), n_in);
+                double bk = 0;
+                for (int rep = 0; rep < 4; ++rep) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    for (int64_t g = 0; g < n_out / cpu::kPackRows; ++g)
+                        pk->gemm(n_in, y.data() + g * cpu::kPackRows, n_out, buf.data() + (size_t)g * gb, 16, xq.data(), ld_x, 1);
+                    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                    bk = std::max(bk, (double)buf.size() / s / 1e9);
+                }
+                printf("%-5s kernel only: %6.1f GB/s\n", dtype_name(t), bk);
+            }
         }
     }
 }
