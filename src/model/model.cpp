@@ -66,7 +66,7 @@ void Model::pack(Tensor& t) {
     const size_t map_bytes = (bytes + huge - 1) / huge * huge;
     void* p = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw Error(strprintf("model: cannot allocate %zu bytes for packed '%s'", bytes, t.name.c_str()));
-    if (!getenv("NO_THP")) madvise(p, map_bytes, MADV_HUGEPAGE);
+    madvise(p, map_bytes, MADV_HUGEPAGE);
     packed_mem_.emplace_back(p, [map_bytes](void* q) { munmap(q, map_bytes); });
     if (!pack_pool_) pack_pool_ = std::make_unique<ThreadPool>(default_thread_count());
     const size_t ld = t.nb[1];
