@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "cpu/kernels.h"
+#include "cpu/packed.h"
+#include "quant/quant.h"
 #include "model/blocks.h"
 #include "model/model.h"
 
@@ -23,6 +25,10 @@ struct DsLayer {
     Tensor wo;         // [n_head * head_dim_v, n_embd]
     // Absorbed form: per head, the key half of wkv_b transposed, F32: [n_head][kv_lora_rank][n_nope].
     std::vector<float> wk_b_t;
+    // The same in Q8_0, packed for the CPU kernels ([n_nope, kv_lora_rank, n_head]), for the fast mode
+    // (a quarter of the bytes the F32 copy streams per token); invalid where Q8_0 has no packed kernels.
+    std::vector<uint8_t> wk_b_q_raw;
+    Tensor wk_b_q;
     Tensor ffn_norm;        // [n_embd]
     Tensor ffn_gate;        // [n_embd, n_ff] (leading dense layers)
     Tensor ffn_up;          // [n_embd, n_ff]
@@ -101,6 +107,16 @@ public:
             L.wkv_b = tensor(p + "attn_kv_b.weight", {R, H * (n_nope_ + Dv)});
             L.wo = tensor(p + "attn_output.weight", {H * Dv, E});
             L.wk_b_t = transpose_k_b(L.wkv_b);
+            if (cpu::packed_kernels(DType::Q8_0) && n_nope_ % 32 == 0) {
+                const size_t rb = row_size(DType::Q8_0, n_nope_);
+                L.wk_b_q_raw.resize(rb * (size_t)(H * R));
+                for (int64_t r = 0; r < H * R; ++r)
+                    quant::quantize_row_ref(DType::Q8_0, L.wk_b_t.data() + r * n_nope_, L.wk_b_q_raw.data() + (size_t)r * rb,
+                                            n_nope_);
+                const int64_t ne[3] = {n_nope_, R, H};
+                L.wk_b_q = make_tensor_view(p + "attn_k_b.q8_0", DType::Q8_0, ne, 3, L.wk_b_q_raw.data());
+                pack(L.wk_b_q);
+            }
             L.ffn_norm = tensor_f32(p + "ffn_norm.weight", E);
             if (il < hp_.n_layer_dense_lead || hp_.n_expert == 0) {
                 L.ffn_gate = tensor(p + "ffn_gate.weight", {E, hp_.n_ff});
@@ -248,16 +264,37 @@ private:
         std::vector<int64_t> src;  // batch row of each packed row
         for (size_t s : seqs)
             for (int64_t t = 0; t < pi.attn[s].n; ++t) src.push_back(pi.attn[s].first + t);
-        rt.pool().parallel_for(n * H, 1, [&](int64_t b, int64_t e) {
-            for (int64_t it = b; it < e; ++it) {
-                const int64_t r = it / H, h = it % H;
-                const float* qh = q + (src[(size_t)r] * H + h) * Dk;
-                float* dst = qa.data() + (r * H + h) * Lq;
-                const float* wt = L.wk_b_t.data() + h * R * n_nope_;
-                for (int64_t j = 0; j < R; ++j) dst[j] = cpu::dot_f32(wt + j * n_nope_, qh, n_nope_);
-                for (int64_t d = 0; d < n_rot_; ++d) dst[R + d] = qh[n_nope_ + d];
+        if (L.wk_b_q.valid() && !rt.exact()) {
+            // Fast mode: every head's absorption as one job list over the packed Q8_0 copy.
+            std::vector<float> qn((size_t)(H * n * n_nope_)), qo((size_t)(H * n * R));
+            for (int64_t r = 0; r < n; ++r)
+                for (int64_t h = 0; h < H; ++h) {
+                    const float* qh = q + (src[(size_t)r] * H + h) * Dk;
+                    std::copy(qh, qh + n_nope_, qn.begin() + (h * n + r) * n_nope_);
+                    std::copy(qh + n_nope_, qh + Dk, qa.begin() + (r * H + h) * Lq + R);
+                }
+            std::vector<Tensor> wk((size_t)H);
+            std::vector<cpu::MatmulJob> jobs((size_t)H);
+            for (int64_t h = 0; h < H; ++h) {
+                wk[(size_t)h] = L.wk_b_q.slice2(h);
+                jobs[(size_t)h] = {&wk[(size_t)h], qn.data() + h * n * n_nope_, n, qo.data() + h * n * R};
             }
-        });
+            rt.backend(L.wkv_b.device).matmul_jobs(jobs.data(), jobs.size());
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t r = 0; r < n; ++r)
+                    std::copy(qo.begin() + (h * n + r) * R, qo.begin() + (h * n + r + 1) * R, qa.begin() + (r * H + h) * Lq);
+        } else {
+            rt.pool().parallel_for(n * H, 1, [&](int64_t b, int64_t e) {
+                for (int64_t it = b; it < e; ++it) {
+                    const int64_t r = it / H, h = it % H;
+                    const float* qh = q + (src[(size_t)r] * H + h) * Dk;
+                    float* dst = qa.data() + (r * H + h) * Lq;
+                    const float* wt = L.wk_b_t.data() + h * R * n_nope_;
+                    for (int64_t j = 0; j < R; ++j) dst[j] = cpu::dot_f32(wt + j * n_nope_, qh, n_nope_);
+                    for (int64_t d = 0; d < n_rot_; ++d) dst[R + d] = qh[n_nope_ + d];
+                }
+            });
+        }
         cpu::AttnParams ap;
         ap.n_head = (int)H;
         ap.n_head_kv = 1;
@@ -266,15 +303,20 @@ private:
         ap.scale = hp_.attn_scale;
         rt.backend(L.wkv_b.device).attention(ap, cache, il, as, qa.data(), ol.data());
         // Per head: values = (value half of wkv_b) · latent output.
-        std::vector<float> in((size_t)(n * R)), out((size_t)(n * Dv));
+        // All heads' products in one job list.
+        std::vector<float> in((size_t)(H * n * R)), out((size_t)(H * n * Dv));
+        std::vector<Tensor> wv((size_t)H);
+        std::vector<cpu::MatmulJob> jobs((size_t)H);
         for (int64_t h = 0; h < H; ++h) {
             for (int64_t r = 0; r < n; ++r)
-                std::copy(ol.begin() + (r * H + h) * R, ol.begin() + (r * H + h + 1) * R, in.begin() + r * R);
-            const Tensor wv = L.wkv_b.rows(h * (n_nope_ + Dv) + n_nope_, Dv);
-            rt.backend(wv.device).matmul(wv, in.data(), n, out.data());
-            for (int64_t r = 0; r < n; ++r)
-                std::copy(out.begin() + r * Dv, out.begin() + (r + 1) * Dv, attn + (src[(size_t)r] * H + h) * Dv);
+                std::copy(ol.begin() + (r * H + h) * R, ol.begin() + (r * H + h + 1) * R, in.begin() + (h * n + r) * R);
+            wv[(size_t)h] = L.wkv_b.rows(h * (n_nope_ + Dv) + n_nope_, Dv);
+            jobs[(size_t)h] = {&wv[(size_t)h], in.data() + h * n * R, n, out.data() + h * n * Dv};
         }
+        rt.backend(L.wkv_b.device).matmul_jobs(jobs.data(), jobs.size());
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t r = 0; r < n; ++r)
+                std::copy(out.begin() + (h * n + r) * Dv, out.begin() + (h * n + r + 1) * Dv, attn + (src[(size_t)r] * H + h) * Dv);
     }
 
     // Attention with keys and values expanded from the cached latents of the whole sequence.
