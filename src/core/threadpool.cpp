@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
 
@@ -23,7 +24,7 @@ constexpr int kCallerSpins = 2000;  // before the caller sleeps on a late task
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)), shares_(new Share[std::max(1, n_threads)]) {
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)), shares_(new Share[std::max(1, n_threads)]), done_(new Done[std::max(1, n_threads)]) {
     for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -65,13 +66,22 @@ void ThreadPool::work(uint64_t gen, int ith) {
             t_in_task = true;
             (*fn_)(t);
             t_in_task = false;
-            if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == n &&
-                caller_waiting_.load(std::memory_order_seq_cst)) {
+            std::atomic<int64_t>& d = done_[ith].n;
+            d.store(d.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+            // A sleeping caller is woken by whoever sees the job complete; one that misses this
+            // (its flag not yet visible) wakes from its timed wait.
+            if (caller_waiting_.load(std::memory_order_relaxed) && done_total() >= n) {
                 std::lock_guard<std::mutex> lk(mu_);
                 done_cv_.notify_one();
             }
         }
     }
+}
+
+int64_t ThreadPool::done_total() const {
+    int64_t s = 0;
+    for (int i = 0; i < n_threads_; ++i) s += done_[i].n.load(std::memory_order_acquire);
+    return s;
 }
 
 void ThreadPool::worker(int ith) {
@@ -104,7 +114,8 @@ void ThreadPool::run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& 
     YITI_ASSERT(n_tasks <= kMaxTasks);
     fn_ = &fn;
     n_tasks_ = n_tasks;
-    done_.store(0, std::memory_order_relaxed);
+    // No worker writes its counter now: every task of the last job has been counted.
+    for (int r = 0; r < n_threads_; ++r) done_[r].n.store(0, std::memory_order_relaxed);
     gen_ = (gen_ + 1) & 0xFFFFFF;
     for (int r = 0; r < n_threads_; ++r) {
         const uint64_t b = (uint64_t)(n_tasks * r / n_threads_), e = (uint64_t)(n_tasks * (r + 1) / n_threads_);
@@ -119,15 +130,15 @@ void ThreadPool::run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& 
     }
     work(gen_, 0);
     // Every task is claimed; wait for those still running elsewhere.
-    for (int spins = 0; done_.load(std::memory_order_acquire) < n_tasks; ++spins) {
+    for (int spins = 0; done_total() < n_tasks; ++spins) {
         if (spins < kCallerSpins) {
             cpu_relax();
             continue;
         }
         std::unique_lock<std::mutex> lk(mu_);
-        caller_waiting_.store(true, std::memory_order_seq_cst);  // visible before we read done_
-        done_cv_.wait(lk, [&] { return done_.load(std::memory_order_seq_cst) >= n_tasks; });
-        caller_waiting_.store(false, std::memory_order_release);
+        caller_waiting_.store(true, std::memory_order_seq_cst);
+        while (done_total() < n_tasks) done_cv_.wait_for(lk, std::chrono::microseconds(50));
+        caller_waiting_.store(false, std::memory_order_relaxed);
     }
 }
 

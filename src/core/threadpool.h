@@ -52,12 +52,18 @@ private:
     struct alignas(64) Share {
         std::atomic<uint64_t> claim{0};
     };
+    // Tasks finished in the current job by each thread: written by that thread only (a plain store,
+    // no locked instruction and no cache line shared between cores per task), summed by the caller.
+    struct alignas(64) Done {
+        std::atomic<int64_t> n{0};
+    };
+    int64_t done_total() const;
 
     int n_threads_;
     std::vector<std::thread> threads_;
     std::unique_ptr<Share[]> shares_;  // one per thread
+    std::unique_ptr<Done[]> done_;     // one per thread
     int64_t n_tasks_ = 0;
-    alignas(64) std::atomic<int64_t> done_{0};
     alignas(64) std::atomic<uint32_t> published_{0};  // generation of the current job
     const std::function<void(int64_t)>* fn_ = nullptr;
     uint32_t gen_ = 0;  // caller side
