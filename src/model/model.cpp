@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -50,7 +51,18 @@ std::unique_ptr<Model> load_model_impl(const std::string& path) {
                           arch->c_str(), list.c_str()));
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) { return load_model_impl(path); }
+std::unique_ptr<Model> Model::load(const std::string& path) {
+    // A forward pass allocates activation buffers of up to tens of MB (prompt batches). By default
+    // glibc maps each one afresh above 128 KB and unmaps it on free, so every pass pays page faults
+    // and the kernel's zeroing of every page again; keep them in the heap for reuse instead.
+    static const bool malloc_tuned = [] {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum on 64-bit
+        mallopt(M_TRIM_THRESHOLD, 256 << 20);
+        return true;
+    }();
+    (void)malloc_tuned;
+    return load_model_impl(path);
+}
 
 void Model::pack(Tensor& t) {
     if (!t.valid() || t.packed || t.n_dims < 2 || t.n_dims > 3) return;
