@@ -78,6 +78,10 @@ struct JobPlan {
     int64_t col_unit;   // columns per task
     int64_t n_row_tasks, n_col_tasks;
     int64_t first_task;
+    // GLU pairs (matmul_glu_jobs): 1 = a gate whose tasks also compute the next plan (its up) on the
+    // same tile and then apply silu(gate) * up there; 2 = that up (no tasks of its own);
+    // 3 = a gate whose up could not share its tiles (silu applied after the run).
+    int glu = 0;
 };
 
 // Quantization buffer reused across calls by the thread that drives the products; 64-byte aligned
@@ -113,12 +117,12 @@ static MmStats* mm_stats() {
     static const bool on = getenv("YITI_MMSTATS") != nullptr;
     return on ? &s : nullptr;
 }
-static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact);
-void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact) {
+static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact, bool glu);
+static void matmul_jobs_timed(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact, bool glu) {
     MmStats* st = mm_stats();
-    if (!st) return matmul_jobs_impl(pool, jobs, n_jobs, exact);
+    if (!st) return matmul_jobs_impl(pool, jobs, n_jobs, exact, glu);
     const auto t0 = std::chrono::steady_clock::now();
-    matmul_jobs_impl(pool, jobs, n_jobs, exact);
+    matmul_jobs_impl(pool, jobs, n_jobs, exact, glu);
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double bytes = 0;
     std::string key;
@@ -131,7 +135,22 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
     e.first += bytes;
     e.second += sec;
 }
-static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact) {
+void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact) {
+    matmul_jobs_timed(pool, jobs, n_jobs, exact, false);
+}
+void matmul_glu_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact) {
+    YITI_ASSERT(n_jobs % 2 == 0);
+    matmul_jobs_timed(pool, jobs, n_jobs, exact, true);
+}
+
+namespace {
+// gate[c][r] = silu(gate[c][r]) * up[c][r] for the tile's rows and columns.
+void glu_tile(float* g, const float* u, size_t ld, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) silu_mul(g + c * ld + r0, u + c * ld + r0, r1 - r0);
+}
+}  // namespace
+
+static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact, bool glu) {
     if (exact) {
         std::vector<float> xg;
         for (size_t j = 0; j < n_jobs; ++j) {
@@ -148,6 +167,9 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
             }
             matmul_exact(pool, *job.w, x, job.n_tokens, job.y);
         }
+        if (glu)
+            for (size_t j = 0; j + 1 < n_jobs; j += 2)
+                glu_tile(jobs[j].y, jobs[j + 1].y, (size_t)jobs[j].w->ne[1], 0, jobs[j].w->ne[1], 0, jobs[j].n_tokens);
         return;
     }
     std::vector<JobPlan> plans;
@@ -195,13 +217,20 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
         }
         prep_of.push_back(pi);
         gathers.push_back(job.x_rows);
+        if (glu) p.glu = j % 2 == 0 ? 1 : 2;
         plans.push_back(p);
     }
     if (plans.empty()) return;
     // Jobs on row subsets get their (quantized) rows gathered into a buffer of their own.
     std::vector<size_t> gather_off(plans.size(), 0);
+    std::vector<size_t> gather_same(plans.size(), SIZE_MAX);  // an earlier job with the same gathered rows
     for (size_t j = 0; j < plans.size(); ++j)
         if (gathers[j]) {
+            if (j > 0 && gathers[j - 1] == gathers[j] && prep_of[j - 1] == prep_of[j] &&
+                plans[j - 1].n_tokens == plans[j].n_tokens) {
+                gather_same[j] = gather_same[j - 1] != SIZE_MAX ? gather_same[j - 1] : j - 1;
+                continue;
+            }
             gather_off[j] = buf_bytes;
             buf_bytes += (preps[prep_of[j]].ld * (size_t)plans[j].n_tokens + 63) / 64 * 64;
         }
@@ -235,7 +264,9 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
         const Prepared& pr = preps[prep_of[j]];
         plans[j].xq = pr.fmt.quantize ? buf.data() + pr.offset : (const uint8_t*)pr.x;
         plans[j].ld_x = pr.ld;
-        if (gathers[j]) {
+        if (gathers[j] && gather_same[j] != SIZE_MAX) {
+            plans[j].xq = plans[gather_same[j]].xq;
+        } else if (gathers[j]) {
             uint8_t* dst = buf.data() + gather_off[j];
             for (int64_t c = 0; c < plans[j].n_tokens; ++c) {
                 const int32_t r = gathers[j][c];
@@ -263,18 +294,24 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
         p.row_unit = rows;
         p.n_row_tasks = (p.n_out + rows - 1) / rows;
         p.n_col_tasks = (p.n_tokens + p.col_unit - 1) / p.col_unit;
+    }
+    for (size_t j = 0; j < plans.size(); ++j) {
+        JobPlan& p = plans[j];
+        if (p.glu == 1) {
+            YITI_ASSERT(j + 1 < plans.size() && plans[j + 1].glu == 2);
+            const JobPlan& u = plans[j + 1];
+            YITI_ASSERT(u.n_out == p.n_out && u.n_tokens == p.n_tokens);
+            // Shared tiles need the same tiling (same kind of kernel, same units).
+            if (u.pk != p.pk || u.k != p.k || u.amx != p.amx || u.row_unit != p.row_unit || u.col_unit != p.col_unit) {
+                p.glu = 3;
+                plans[j + 1].glu = 0;
+            }
+        }
         p.first_task = n_tasks;
-        n_tasks += p.n_row_tasks * p.n_col_tasks;
+        if (p.glu != 2) n_tasks += p.n_row_tasks * p.n_col_tasks;
     }
 
-    auto run_task = [&](int64_t task) {
-        size_t j = 0;
-        while (j + 1 < plans.size() && plans[j + 1].first_task <= task) ++j;
-        const JobPlan& p = plans[j];
-        const int64_t t = task - p.first_task;
-        // Column tiles vary fastest: neighbouring tasks share weight rows.
-        const int64_t r0 = (t / p.n_col_tasks) * p.row_unit, c0 = (t % p.n_col_tasks) * p.col_unit;
-        const int64_t r1 = std::min(p.n_out, r0 + p.row_unit), c1 = std::min(p.n_tokens, c0 + p.col_unit);
+    auto run_tile = [&](const JobPlan& p, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
         const uint8_t* xb = p.xq + (size_t)c0 * p.ld_x;
         if (p.pk) {
             const uint8_t* wp = (const uint8_t*)p.w->packed;
@@ -296,7 +333,26 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
                                  p.xq + (size_t)c * p.ld_x);
         }
     };
+    auto run_task = [&](int64_t task) {
+        // The plan of the task: the last with first_task <= task (ups of fused pairs have none).
+        size_t j = 0;
+        while (j + 1 < plans.size() && plans[j + 1].first_task <= task) ++j;
+        while (plans[j].glu == 2) --j;
+        const JobPlan& p = plans[j];
+        const int64_t t = task - p.first_task;
+        // Column tiles vary fastest: neighbouring tasks share weight rows.
+        const int64_t r0 = (t / p.n_col_tasks) * p.row_unit, c0 = (t % p.n_col_tasks) * p.col_unit;
+        const int64_t r1 = std::min(p.n_out, r0 + p.row_unit), c1 = std::min(p.n_tokens, c0 + p.col_unit);
+        run_tile(p, r0, r1, c0, c1);
+        if (p.glu == 1) {
+            const JobPlan& u = plans[j + 1];
+            run_tile(u, r0, r1, c0, c1);
+            glu_tile(p.y, u.y, (size_t)p.n_out, r0, r1, c0, c1);
+        }
+    };
     pool.run_tasks(n_tasks, run_task);
+    for (size_t j = 0; j + 1 < plans.size(); ++j)
+        if (plans[j].glu == 3) glu_tile(plans[j].y, plans[j + 1].y, (size_t)plans[j].n_out, 0, plans[j].n_out, 0, plans[j].n_tokens);
 }
 
 void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y, bool exact) {

@@ -27,6 +27,9 @@ struct MatmulJob {
     int64_t x_n_rows = 0;
 };
 void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact);
+// Gated linear units: jobs come in (gate, up) pairs of equal shape; after the products,
+// gate.y = silu(gate.y) * up.y (silu_mul), applied tile by tile inside the parallel region.
+void matmul_glu_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact);
 
 // out[k] = row ids[k] of w as F32 (embedding lookup). Throws Error for an id out of range.
 void get_rows(const Tensor& w, const int32_t* ids, int64_t n, float* out);

@@ -44,12 +44,13 @@ void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, cons
     std::vector<float> g((size_t)(n * n_ff)), u((size_t)(n * n_ff));
     // Gate and up share their input: one quantization, one parallel region.
     const cpu::MatmulJob jobs[2] = {{&gate, x, n, g.data()}, {&up, x, n, u.data()}};
-    if (gate.device == up.device) rt.backend(gate.device).matmul_jobs(jobs, 2);
-    else {
+    if (gate.device == up.device) {
+        rt.backend(gate.device).matmul_glu_jobs(jobs, 2);  // g = silu(g) * u inside the parallel region
+    } else {
         rt.backend(gate.device).matmul(gate, x, n, g.data());
         rt.backend(up.device).matmul(up, x, n, u.data());
+        cpu::silu_mul(g.data(), u.data(), n * n_ff);
     }
-    cpu::silu_mul(g.data(), u.data(), n * n_ff);
     rt.backend(down.device).matmul(down, g.data(), n, out);
 }
 
@@ -157,8 +158,7 @@ void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exp
         jobs.push_back({shared->gate, x, n_tok, g_sh});
         jobs.push_back({shared->up, x, n_tok, u_sh});
     }
-    be.matmul_jobs(jobs.data(), jobs.size());
-    cpu::silu_mul(g.data(), u.data(), (int64_t)g.size());
+    be.matmul_glu_jobs(jobs.data(), jobs.size());  // g = silu(g) * u, pair by pair
     jobs.clear();
     for (const Active& a : act) jobs.push_back({&a.down, g.data() + a.off_ff, a.m, y.data() + a.off_out});
     if (shared) jobs.push_back({shared->down, g_sh, n_tok, y_sh});

@@ -21,6 +21,12 @@ public:
     virtual void matmul_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) {
         for (size_t j = 0; j < n_jobs; ++j) matmul(*jobs[j].w, jobs[j].x, jobs[j].n_tokens, jobs[j].y);
     }
+    // (gate, up) pairs: gate.y = silu(gate.y) * up.y afterwards (see cpu::matmul_glu_jobs).
+    virtual void matmul_glu_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) {
+        matmul_jobs(jobs, n_jobs);
+        for (size_t j = 0; j + 1 < n_jobs; j += 2)
+            cpu::silu_mul(jobs[j].y, jobs[j + 1].y, jobs[j].n_tokens * jobs[j].w->ne[1]);
+    }
     virtual void attention(const cpu::AttnParams& p, kv::KVCache& cache, int il,
                            const std::vector<cpu::AttnSeq>& seqs, const float* q, float* out) = 0;
 };
@@ -34,6 +40,9 @@ public:
     }
     void matmul_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) override {
         cpu::matmul_jobs(pool_, jobs, n_jobs, exact_);
+    }
+    void matmul_glu_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) override {
+        cpu::matmul_glu_jobs(pool_, jobs, n_jobs, exact_);
     }
     void attention(const cpu::AttnParams& p, kv::KVCache& cache, int il, const std::vector<cpu::AttnSeq>& seqs,
                    const float* q, float* out) override {

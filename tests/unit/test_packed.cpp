@@ -156,6 +156,52 @@ TEST(Packed, SlicesAndJobs) {
     }
 }
 
+// GLU job lists: silu(gate) * up applied tile by tile inside the parallel region gives exactly
+// what the products followed by silu_mul give: fused pairs (same type), pairs that cannot share
+// tiles (different types), row-gathered inputs (MoE experts), one and many columns, exact mode.
+TEST(Packed, GluJobsMatchProductsThenSilu) {
+    ThreadPool pool(2);
+    const int64_t n_in = 512, n_ff = 96, n_all = 70;
+    PackedMatrix g4 = make_matrix(DType::Q4_K, n_in, n_ff, 2, 31), u4 = make_matrix(DType::Q4_K, n_in, n_ff, 2, 32);
+    PackedMatrix u8 = make_matrix(DType::Q8_0, n_in, n_ff, 1, 33), gf = make_matrix(DType::F16, n_in, n_ff, 1, 34);
+    const auto x = random_x(n_in * n_all, 35);
+    for (bool exact : {false, true})
+        for (int64_t n_tok : {int64_t(1), int64_t(5), n_all}) {
+            std::vector<int32_t> rows;  // a gathered subset, out of order
+            for (int32_t r = (int32_t)n_tok - 1; r >= 0; r -= 3) rows.push_back(r);
+            const Tensor ga = g4.t.slice2(0), ua = u4.t.slice2(0), gb = g4.t.slice2(1), ub = u4.t.slice2(1);
+            // Pairs: (Q4_K, Q4_K) on all tokens, (Q4_K, Q4_K) on gathered rows, (Q4_K, Q8_0), (F16, Q8_0).
+            struct P { const Tensor *g, *u; const int32_t* rows; int64_t m; };
+            const int64_t m_rows = std::min<int64_t>(n_tok, (int64_t)rows.size());
+            const P pairs[4] = {{&ga, &ua, nullptr, n_tok}, {&gb, &ub, rows.data(), m_rows},
+                                {&gb, &u8.t, nullptr, n_tok}, {&gf.t, &u8.t, nullptr, n_tok}};
+            std::vector<std::vector<float>> y(8), ref(8);
+            std::vector<cpu::MatmulJob> jobs;
+            for (int i = 0; i < 4; ++i)
+                for (int h = 0; h < 2; ++h) {
+                    y[2 * i + h].assign((size_t)(n_ff * pairs[i].m), 0.0f);
+                    cpu::MatmulJob j{h ? pairs[i].u : pairs[i].g, x.data(), pairs[i].m, y[2 * i + h].data()};
+                    if (pairs[i].rows) {
+                        j.x_rows = pairs[i].rows;
+                        j.x_n_rows = n_tok;
+                    }
+                    jobs.push_back(j);
+                }
+            // The reference: the same job list without GLU, then silu_mul.
+            std::vector<cpu::MatmulJob> rjobs = jobs;
+            for (int k = 0; k < 8; ++k) {
+                ref[k].assign(y[k].size(), 0.0f);
+                rjobs[k].y = ref[k].data();
+            }
+            cpu::matmul_jobs(pool, rjobs.data(), rjobs.size(), exact);
+            for (int i = 0; i < 4; ++i) cpu::silu_mul(ref[2 * i].data(), ref[2 * i + 1].data(), (int64_t)ref[2 * i].size());
+            cpu::matmul_glu_jobs(pool, jobs.data(), jobs.size(), exact);
+            for (int i = 0; i < 4; ++i)
+                EXPECT_EQ(0, memcmp(ref[2 * i].data(), y[2 * i].data(), y[2 * i].size() * sizeof(float)))
+                    << "pair " << i << " n_tok " << n_tok << (exact ? " exact" : "");
+        }
+}
+
 // Rough single-thread speed of the packed kernels (run with --gtest_also_run_disabled_tests):
 // multiply-adds per second with the weights in cache (compute) and streamed (n_out large).
 TEST(Packed, DISABLED_Bench) {
