@@ -1,10 +1,11 @@
 // AVX-512 attention over the paged cache (see cpu::attention in ops.h) and vectorized SiLU.
 //
-// Work items are (sequence, KV head, chunk of up to 16 of its tokens): each cache block's K rows are
-// converted (and transposed) once for all the chunk's query heads, scores are computed 16 keys at a
-// time, the softmax exponentials are vectorized. Every query row's arithmetic depends only on its own
-// query, position and the cache: the same operations in the same order whatever else is in the batch
-// or the chunk, so a token's output does not depend on its batch.
+// Work items are (sequence, KV head, chunk of its tokens, at least 64 query rows): each cache block's K
+// rows are converted and transposed (16 x 16 tiles in registers) once for all the chunk's query rows,
+// the rows (token, head) are scored 8 (or 4) at a time whatever their tokens, 16 keys per vector, and
+// the softmax exponentials are vectorized. Every query row's arithmetic depends only on its own query,
+// position and the cache: the same operations in the same order whatever else is in the batch, the
+// chunk or its group of rows, so a token's output does not depend on its batch.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -53,7 +54,6 @@ struct Scratch {
 };
 thread_local Scratch t_scratch;
 
-constexpr int kChunk = 16;  // tokens per work item
 
 }  // namespace
 
@@ -75,15 +75,77 @@ void silu_mul_avx512(float* gate, const float* up, int64_t n) {
 
 namespace {
 
+// Where a block's V rows are: row j at v + j * stride.
+struct VRows {
+    const float* v;
+    int64_t stride;
+};
+
+// Transposes a 16 x 16 tile in registers: r[j][i] becomes r[i][j].
+inline void transpose16x16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        const __m512d t0 = _mm512_castps_pd(t[i]), t1 = _mm512_castps_pd(t[i + 1]);
+        const __m512d t2 = _mm512_castps_pd(t[i + 2]), t3 = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    // r[4i + k], 128-bit lane l: element 4l + k of rows 4i .. 4i + 3; gather the lanes.
+    for (int k = 0; k < 4; ++k) {
+        const __m512 u0 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x44), u1 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xEE);
+        const __m512 u2 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x44), u3 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xEE);
+        t[k] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+        t[8 + k] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+    }
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// kT[d][j] (d < Dk, j < bs) = row j's value d, zero for j >= nbm; load(j, d0) gives row j's 16 values from d0.
+template <class Load>
+inline void transpose_rows(const Load& load, int nbm, int bs, int64_t Dk, float* kT) {
+    for (int j0 = 0; j0 < bs; j0 += 16)
+        for (int64_t d0 = 0; d0 < Dk; d0 += 16) {
+            __m512 r[16];
+            for (int j = 0; j < 16; ++j) r[j] = j0 + j < nbm ? load(j0 + j, d0) : _mm512_setzero_ps();
+            transpose16x16(r);
+            for (int i = 0; i < 16; ++i) _mm512_storeu_ps(kT + (d0 + i) * bs + j0, r[i]);
+        }
+}
+
+// a[0 .. 16U) += sum over j < nb of e[j] * v_j (in order of j), v_j = v + j * stride.
+template <int U>
+inline void accumulate_v(float* a, const float* e, int nb, const float* v, int64_t stride) {
+    __m512 av[U];
+    for (int u = 0; u < U; ++u) av[u] = _mm512_loadu_ps(a + 16 * u);
+    for (int j = 0; j < nb; ++j) {
+        const __m512 ej = _mm512_set1_ps(e[j]);
+        const float* vj = v + j * stride;
+        for (int u = 0; u < U; ++u) av[u] = _mm512_fmadd_ps(ej, _mm512_loadu_ps(vj + 16 * u), av[u]);
+    }
+    for (int u = 0; u < U; ++u) _mm512_storeu_ps(a + 16 * u, av[u]);
+}
+
 // One work item: query rows of n_tok tokens (positions pos_first .. + n_tok - 1) x n_rep heads of KV
-// head hkv, against keys delivered block by block by src.fill(p0, nbm, hkv, kT, v):
-// kT[d][j] (d < Dk, j < bs; zero for j >= nbm) and v[j][d] (j < nbm).
-template <class Src>
-void attend_item(const Src& src, const AttnParams& p, int bs, int64_t n_tok, int64_t pos_first, int hkv,
-                 const float* q, int64_t q_row, float* out, int64_t o_row) {
+// head hkv, against keys delivered block by block by src.fill(p0, nbm, hkv, kT, vbuf): kT[d][j]
+// (d < Dk, j < bs = 16 NV; zero for j >= nbm), and the returned V rows (j < nbm).
+// The rows (token t, head r), row = t * n_rep + r, are scored G at a time, whatever their tokens; each
+// row has its own causal limit, and its arithmetic (per key the fma chain over d in order, scale,
+// block max, exponentials, V sums in order of keys) does not depend on the other rows of its group.
+template <int NV, class Src>
+void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos_first, int hkv, const float* q,
+                 int64_t q_row, float* out, int64_t o_row) {
+    constexpr int bs = 16 * NV;
+    constexpr int G = NV <= 2 ? 8 : 4;  // rows scored together
     const int64_t Dk = p.head_dim_k, Dv = p.head_dim_v;
     const int n_rep = p.n_head / p.n_head_kv;
-    const int nvec = bs / 16;
     const int64_t R = n_tok * n_rep;
     Scratch& sc = t_scratch;
     sc.kT.resize((size_t)(Dk * bs));
@@ -91,70 +153,70 @@ void attend_item(const Src& src, const AttnParams& p, int bs, int64_t n_tok, int
     sc.acc.assign((size_t)(R * Dv), 0.0f);
     sc.m.assign((size_t)R, -INFINITY);
     sc.l.assign((size_t)R, 0.0f);
+    const __m512 scale = _mm512_set1_ps(p.scale);
     const int64_t n_kv_max = pos_first + n_tok;
     for (int64_t p0 = 0; p0 < n_kv_max; p0 += bs) {
         const int nbm = (int)std::min<int64_t>(bs, n_kv_max - p0);
-        src.fill(p0, nbm, hkv, sc.kT.data(), sc.v.data());
-        for (int64_t t = 0; t < n_tok; ++t) {
-            const int64_t n_kv = pos_first + t + 1;
-            const int nb = (int)std::min<int64_t>(bs, n_kv - p0);
-            if (nb <= 0) continue;
-            // Scores of the token's n_rep query heads: per key, the sum over d in order.
-            for (int r0 = 0; r0 < n_rep; r0 += 4) {
-                const int rn = std::min(4, n_rep - r0);
-                __m512 s[4][4];
-                for (int r = 0; r < 4; ++r)
-                    for (int v = 0; v < 4; ++v) s[r][v] = _mm512_setzero_ps();
-                const float* qh[4];
-                for (int r = 0; r < 4; ++r) qh[r] = q + t * q_row + (int64_t)(hkv * n_rep + r0 + std::min(r, rn - 1)) * Dk;
-                for (int64_t d = 0; d < Dk; ++d) {
-                    const float* kd = sc.kT.data() + d * bs;
-                    __m512 kv[4];
-                    for (int v = 0; v < nvec; ++v) kv[v] = _mm512_loadu_ps(kd + 16 * v);
-                    for (int r = 0; r < 4; ++r) {
-                        const __m512 qd = _mm512_set1_ps(qh[r][d]);
-                        for (int v = 0; v < nvec; ++v) s[r][v] = _mm512_fmadd_ps(qd, kv[v], s[r][v]);
-                    }
+        const VRows vr = src.fill(p0, nbm, hkv, sc.kT.data(), sc.v.data());
+        // Rows are in order of tokens, so the first rows that see keys of this block are
+        // those of token t_first = p0 - pos_first (or later).
+        const int64_t t_first = std::max<int64_t>(0, p0 - pos_first);
+        for (int64_t g0 = t_first * n_rep; g0 < R; g0 += G) {
+            const int gn = (int)std::min<int64_t>(G, R - g0);
+            const float* qh[G];
+            int nbr[G];
+            for (int r = 0; r < G; ++r) {
+                const int64_t row = g0 + std::min(r, gn - 1), t = row / n_rep;
+                qh[r] = q + t * q_row + (int64_t)(hkv * n_rep + row % n_rep) * Dk;
+                nbr[r] = (int)std::min<int64_t>(bs, pos_first + t + 1 - p0);
+            }
+            // Scores: per key, the sum over d in order.
+            __m512 s[G][NV];
+            for (int r = 0; r < G; ++r)
+                for (int v = 0; v < NV; ++v) s[r][v] = _mm512_setzero_ps();
+            for (int64_t d = 0; d < Dk; ++d) {
+                const float* kd = sc.kT.data() + d * bs;
+                __m512 kv[NV];
+                for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_ps(kd + 16 * v);
+                for (int r = 0; r < G; ++r) {
+                    const __m512 qd = _mm512_set1_ps(qh[r][d]);
+                    for (int v = 0; v < NV; ++v) s[r][v] = _mm512_fmadd_ps(qd, kv[v], s[r][v]);
                 }
-                for (int r = 0; r < rn; ++r) {
-                    const int64_t row = t * n_rep + r0 + r;
-                    __m512 bmax = _mm512_set1_ps(-INFINITY);
-                    __mmask16 mk[4];
-                    for (int v = 0; v < nvec; ++v) {
-                        const int left = nb - 16 * v;
-                        mk[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-                        s[r][v] = _mm512_mul_ps(s[r][v], _mm512_set1_ps(p.scale));
-                        bmax = _mm512_mask_max_ps(bmax, mk[v], bmax, s[r][v]);
-                    }
-                    const float m_old = sc.m[(size_t)row];
-                    const float new_m = std::max(m_old, _mm512_reduce_max_ps(bmax));
-                    const float corr = exp_scalar(m_old - new_m);
-                    float* a = sc.acc.data() + row * Dv;
-                    if (corr != 1.0f)
-                        for (int64_t d = 0; d < Dv; d += 16)
-                            _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), _mm512_set1_ps(corr)));
-                    alignas(64) float e[64];
-                    __m512 lsum = _mm512_setzero_ps();
-                    for (int v = 0; v < nvec; ++v) {
-                        const __m512 ev = _mm512_maskz_mov_ps(mk[v], exp512(_mm512_sub_ps(s[r][v], _mm512_set1_ps(new_m))));
-                        _mm512_store_ps(e + 16 * v, ev);
-                        lsum = _mm512_add_ps(lsum, ev);
-                    }
-                    sc.l[(size_t)row] = sc.l[(size_t)row] * corr + _mm512_reduce_add_ps(lsum);
-                    sc.m[(size_t)row] = new_m;
-                    // acc += sum_j e_j v_j, 16 values of the row at a time.
-                    for (int64_t d = 0; d < Dv; d += 64) {
-                        const int64_t dn = std::min<int64_t>(64, Dv - d) / 16;
-                        __m512 av[4];
-                        for (int u = 0; u < dn; ++u) av[u] = _mm512_loadu_ps(a + d + 16 * u);
-                        for (int j = 0; j < nb; ++j) {
-                            const __m512 ej = _mm512_set1_ps(e[j]);
-                            const float* vj = sc.v.data() + (size_t)j * Dv + d;
-                            for (int u = 0; u < dn; ++u) av[u] = _mm512_fmadd_ps(ej, _mm512_loadu_ps(vj + 16 * u), av[u]);
-                        }
-                        for (int u = 0; u < dn; ++u) _mm512_storeu_ps(a + d + 16 * u, av[u]);
-                    }
+            }
+            for (int r = 0; r < gn; ++r) {
+                const int nb = nbr[r];
+                if (nb <= 0) continue;
+                const int64_t row = g0 + r;
+                __m512 bmax = _mm512_set1_ps(-INFINITY);
+                __mmask16 mk[NV];
+                __m512 sv[NV];
+                for (int v = 0; v < NV; ++v) {
+                    const int left = nb - 16 * v;
+                    mk[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+                    sv[v] = _mm512_mul_ps(s[r][v], scale);
+                    bmax = _mm512_mask_max_ps(bmax, mk[v], bmax, sv[v]);
                 }
+                const float m_old = sc.m[(size_t)row];
+                const float new_m = std::max(m_old, _mm512_reduce_max_ps(bmax));
+                const float corr = exp_scalar(m_old - new_m);
+                float* a = sc.acc.data() + row * Dv;
+                if (corr != 1.0f)
+                    for (int64_t d = 0; d < Dv; d += 16)
+                        _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), _mm512_set1_ps(corr)));
+                alignas(64) float e[bs];
+                __m512 lsum = _mm512_setzero_ps();
+                for (int v = 0; v < NV; ++v) {
+                    const __m512 ev = _mm512_maskz_mov_ps(mk[v], exp512(_mm512_sub_ps(sv[v], _mm512_set1_ps(new_m))));
+                    _mm512_store_ps(e + 16 * v, ev);
+                    lsum = _mm512_add_ps(lsum, ev);
+                }
+                sc.l[(size_t)row] = sc.l[(size_t)row] * corr + _mm512_reduce_add_ps(lsum);
+                sc.m[(size_t)row] = new_m;
+                // acc += sum_j e_j v_j, up to 128 values of the row at a time.
+                int64_t d = 0;
+                for (; d + 128 <= Dv; d += 128) accumulate_v<8>(a + d, e, nb, vr.v + d, vr.stride);
+                for (; d + 64 <= Dv; d += 64) accumulate_v<4>(a + d, e, nb, vr.v + d, vr.stride);
+                for (; d < Dv; d += 16) accumulate_v<1>(a + d, e, nb, vr.v + d, vr.stride);
             }
         }
     }
@@ -168,13 +230,19 @@ void attend_item(const Src& src, const AttnParams& p, int bs, int64_t n_tok, int
         }
 }
 
-// Transposes nbm rows of Dk floats into kT[d][j] (j < bs), zero-filling j >= nbm.
-inline void transpose_rows(const float* const* rows, int nbm, int bs, int64_t Dk, float* kT) {
-    for (int64_t d0 = 0; d0 < Dk; d0 += 16) {
-        alignas(64) float blk[64][16];
-        for (int j = 0; j < bs; ++j) _mm512_store_ps(blk[j], j < nbm ? _mm512_loadu_ps(rows[j] + d0) : _mm512_setzero_ps());
-        for (int dd = 0; dd < 16; ++dd)
-            for (int j = 0; j < bs; ++j) kT[(size_t)((d0 + dd) * bs + j)] = blk[j][dd];
+// Tokens per work item: at least 16, and at least 64 query rows, so that each block's conversion
+// serves many rows (the results do not depend on it).
+inline int64_t chunk_tokens(int n_rep) { return std::max(16, (64 + n_rep - 1) / n_rep); }
+
+// attend_item for a run-time block size (16, 32, 48 or 64).
+template <class Src>
+void attend_item_bs(int bs, const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos_first, int hkv,
+                    const float* q, int64_t q_row, float* out, int64_t o_row) {
+    switch (bs / 16) {
+        case 1: return attend_item<1>(src, p, n_tok, pos_first, hkv, q, q_row, out, o_row);
+        case 2: return attend_item<2>(src, p, n_tok, pos_first, hkv, q, q_row, out, o_row);
+        case 3: return attend_item<3>(src, p, n_tok, pos_first, hkv, q, q_row, out, o_row);
+        default: return attend_item<4>(src, p, n_tok, pos_first, hkv, q, q_row, out, o_row);
     }
 }
 
@@ -201,10 +269,11 @@ bool attention_avx512(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache,
         int hkv;
     };
     std::vector<Item> items;
+    const int64_t chunk = chunk_tokens(n_rep);
     for (size_t s = 0; s < seqs.size(); ++s)
-        for (int64_t t0 = 0; t0 < seqs[s].n; t0 += kChunk)
+        for (int64_t t0 = 0; t0 < seqs[s].n; t0 += chunk)
             for (int h = 0; h < p.n_head_kv; ++h)
-                items.push_back({(int)s, seqs[s].first + t0, seqs[s].first + std::min<int64_t>(seqs[s].n, t0 + kChunk), h});
+                items.push_back({(int)s, seqs[s].first + t0, seqs[s].first + std::min<int64_t>(seqs[s].n, t0 + chunk), h});
 
     struct CacheSrc {
         kv::KVCache& cache;
@@ -214,28 +283,19 @@ bool attention_avx512(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache,
         size_t elem, k_row_bytes, v_row_bytes;
         bool v_in_k;
         int64_t Dk, Dv;
-        void to_f32(const uint8_t* src, float* dst, int64_t n) const {
-            if (kv_type == DType::F32) {
-                memcpy(dst, src, (size_t)n * 4);
-                return;
-            }
-            const uint16_t* h = (const uint16_t*)src;
-            for (int64_t i = 0; i < n; i += 16)
-                _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(h + i))));
+        __m512 load(const uint8_t* src) const {
+            if (kv_type == DType::F32) return _mm512_loadu_ps((const float*)src);
+            return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)src));
         }
-        void fill(int64_t p0, int nbm, int hkv, float* kT, float* v) const {
+        VRows fill(int64_t p0, int nbm, int hkv, float* kT, float* v) const {
             const int blk = sq->kv->blocks[(size_t)(p0 / bs)];
             const uint8_t* kb = cache.k_block(il, blk) + (size_t)hkv * Dk * elem;
-            thread_local std::vector<float> kf;
-            kf.resize((size_t)(bs * Dk));
-            const float* rows[64];
-            for (int j = 0; j < nbm; ++j) {
-                to_f32(kb + j * k_row_bytes, kf.data() + (size_t)j * Dk, Dk);
-                rows[j] = kf.data() + (size_t)j * Dk;
-            }
-            transpose_rows(rows, nbm, bs, Dk, kT);
+            transpose_rows([&](int j, int64_t d0) { return load(kb + j * k_row_bytes + d0 * elem); }, nbm, bs, Dk, kT);
             const uint8_t* vb = v_in_k ? cache.k_block(il, blk) : cache.v_block(il, blk) + (size_t)hkv * Dv * elem;
-            for (int j = 0; j < nbm; ++j) to_f32(vb + j * v_row_bytes, v + (size_t)j * Dv, Dv);
+            if (kv_type == DType::F32) return {(const float*)vb, (int64_t)(v_row_bytes / 4)};
+            for (int j = 0; j < nbm; ++j)
+                for (int64_t d = 0; d < Dv; d += 16) _mm512_storeu_ps(v + j * Dv + d, load(vb + j * v_row_bytes + d * elem));
+            return {v, Dv};
         }
     };
     pool.run_tasks((int64_t)items.size(), [&](int64_t it) {
@@ -243,7 +303,7 @@ bool attention_avx512(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache,
         const AttnSeq& sq = seqs[(size_t)item.seq];
         const CacheSrc src{cache, &sq, il, bs, kv_type, elem, k_row_bytes, v_row_bytes, v_in_k, Dk, Dv};
         const int64_t pos_first = sq.pos0 + (item.t0 - sq.first);
-        attend_item(src, p, bs, item.t1 - item.t0, pos_first, item.hkv, q + item.t0 * q_row, q_row, out + item.t0 * o_row,
+        attend_item_bs(bs, src, p, item.t1 - item.t0, pos_first, item.hkv, q + item.t0 * q_row, q_row, out + item.t0 * o_row,
                     o_row);
     });
     return true;
@@ -261,23 +321,22 @@ bool attention_dense_avx512(ThreadPool& pool, const AttnParams& p, const DenseKV
         int hkv;
     };
     std::vector<Item> items;
-    for (int64_t t0 = 0; t0 < n_tok; t0 += kChunk)
-        for (int h = 0; h < p.n_head_kv; ++h) items.push_back({t0, std::min<int64_t>(n_tok, t0 + kChunk), h});
+    const int64_t chunk = chunk_tokens(p.n_head / p.n_head_kv);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += chunk)
+        for (int h = 0; h < p.n_head_kv; ++h) items.push_back({t0, std::min<int64_t>(n_tok, t0 + chunk), h});
     struct DenseSrc {
         const DenseKV& kv;
         int64_t Dk, Dv;
-        void fill(int64_t p0, int nbm, int hkv, float* kT, float* v) const {
-            const float* rows[64];
-            for (int j = 0; j < nbm; ++j) rows[j] = kv.k + (p0 + j) * kv.k_pos_stride + hkv * kv.k_head_stride;
-            transpose_rows(rows, nbm, bs, Dk, kT);
-            for (int j = 0; j < nbm; ++j)
-                memcpy(v + (size_t)j * Dv, kv.v + (p0 + j) * kv.v_pos_stride + hkv * kv.v_head_stride, (size_t)Dv * sizeof(float));
+        VRows fill(int64_t p0, int nbm, int hkv, float* kT, float*) const {
+            const float* k = kv.k + p0 * kv.k_pos_stride + hkv * kv.k_head_stride;
+            transpose_rows([&](int j, int64_t d0) { return _mm512_loadu_ps(k + j * kv.k_pos_stride + d0); }, nbm, bs, Dk, kT);
+            return {kv.v + p0 * kv.v_pos_stride + hkv * kv.v_head_stride, kv.v_pos_stride};
         }
     };
     pool.run_tasks((int64_t)items.size(), [&](int64_t it) {
         const Item& item = items[(size_t)it];
         const DenseSrc src{kv, Dk, Dv};
-        attend_item(src, p, bs, item.t1 - item.t0, pos0 + item.t0, item.hkv, q + item.t0 * q_row, q_row,
+        attend_item<bs / 16>(src, p, item.t1 - item.t0, pos0 + item.t0, item.hkv, q + item.t0 * q_row, q_row,
                     out + item.t0 * o_row, o_row);
     });
     return true;
