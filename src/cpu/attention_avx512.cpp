@@ -120,17 +120,55 @@ inline void transpose_rows(const Load& load, int nbm, int bs, int64_t Dk, float*
         }
 }
 
-// a[0 .. 16U) += sum over j < nb of e[j] * v_j (in order of j), v_j = v + j * stride.
+// a[0 .. 16U) += e[j] * v_j for j = j0 .. j1 - 1 in order (v_j = v + j * stride).
 template <int U>
-inline void accumulate_v(float* a, const float* e, int nb, const float* v, int64_t stride) {
+inline void accumulate_v(float* a, const float* e, int j0, int j1, const float* v, int64_t stride) {
     __m512 av[U];
     for (int u = 0; u < U; ++u) av[u] = _mm512_loadu_ps(a + 16 * u);
-    for (int j = 0; j < nb; ++j) {
+    for (int j = j0; j < j1; ++j) {
         const __m512 ej = _mm512_set1_ps(e[j]);
         const float* vj = v + j * stride;
         for (int u = 0; u < U; ++u) av[u] = _mm512_fmadd_ps(ej, _mm512_loadu_ps(vj + 16 * u), av[u]);
     }
     for (int u = 0; u < U; ++u) _mm512_storeu_ps(a + 16 * u, av[u]);
+}
+
+// accumulate_v for 4 rows (acc a[r], weights e[r], keys j < nb[r]) sharing the loads of V: the keys
+// all rows have together, then each row's remaining ones, so each row still adds its keys in order.
+template <int U>
+inline void accumulate_v4(float* const a[4], const float* const e[4], const int nb[4], const float* v, int64_t stride) {
+    const int nmin = std::max(0, std::min(std::min(nb[0], nb[1]), std::min(nb[2], nb[3])));
+    __m512 av[4][U];
+    for (int r = 0; r < 4; ++r)
+        for (int u = 0; u < U; ++u) av[r][u] = _mm512_loadu_ps(a[r] + 16 * u);
+    for (int j = 0; j < nmin; ++j) {
+        const float* vj = v + j * stride;
+        __m512 vv[U];
+        for (int u = 0; u < U; ++u) vv[u] = _mm512_loadu_ps(vj + 16 * u);
+        for (int r = 0; r < 4; ++r) {
+            const __m512 ej = _mm512_set1_ps(e[r][j]);
+            for (int u = 0; u < U; ++u) av[r][u] = _mm512_fmadd_ps(ej, vv[u], av[r][u]);
+        }
+    }
+    for (int r = 0; r < 4; ++r)
+        for (int u = 0; u < U; ++u) _mm512_storeu_ps(a[r] + 16 * u, av[r][u]);
+    for (int r = 0; r < 4; ++r)
+        if (nb[r] > nmin) accumulate_v<U>(a[r], e[r], nmin, nb[r], v, stride);
+}
+
+// For values d0 .. d1 - 1 (16 U at a time) of n rows: acc += sum_j e_j v_j.
+template <int U>
+inline void accumulate_rows(int n, float* const a[], const float* const e[], const int nb[], int64_t d0, int64_t d1,
+                            const float* v, int64_t stride) {
+    for (int64_t d = d0; d < d1; d += 16 * U) {
+        int r = 0;
+        for (; r + 4 <= n; r += 4) {
+            float* const a4[4] = {a[r] + d, a[r + 1] + d, a[r + 2] + d, a[r + 3] + d};
+            accumulate_v4<U>(a4, e + r, nb + r, v + d, stride);
+        }
+        for (; r < n; ++r)
+            if (nb[r] > 0) accumulate_v<U>(a[r] + d, e[r], 0, nb[r], v + d, stride);
+    }
 }
 
 // One work item: query rows of n_tok tokens (positions pos_first .. + n_tok - 1) x n_rep heads of KV
@@ -183,10 +221,16 @@ void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos
                     for (int v = 0; v < NV; ++v) s[r][v] = _mm512_fmadd_ps(qd, kv[v], s[r][v]);
                 }
             }
+            alignas(64) float e[G][bs];
+            float* arow[G];
+            const float* erow[G];
             for (int r = 0; r < gn; ++r) {
                 const int nb = nbr[r];
-                if (nb <= 0) continue;
                 const int64_t row = g0 + r;
+                float* a = sc.acc.data() + row * Dv;
+                arow[r] = a;
+                erow[r] = e[r];
+                if (nb <= 0) continue;
                 __m512 bmax = _mm512_set1_ps(-INFINITY);
                 __mmask16 mk[NV];
                 __m512 sv[NV];
@@ -199,25 +243,21 @@ void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos
                 const float m_old = sc.m[(size_t)row];
                 const float new_m = std::max(m_old, _mm512_reduce_max_ps(bmax));
                 const float corr = exp_scalar(m_old - new_m);
-                float* a = sc.acc.data() + row * Dv;
                 if (corr != 1.0f)
                     for (int64_t d = 0; d < Dv; d += 16)
                         _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), _mm512_set1_ps(corr)));
-                alignas(64) float e[bs];
                 __m512 lsum = _mm512_setzero_ps();
                 for (int v = 0; v < NV; ++v) {
                     const __m512 ev = _mm512_maskz_mov_ps(mk[v], exp512(_mm512_sub_ps(sv[v], _mm512_set1_ps(new_m))));
-                    _mm512_store_ps(e + 16 * v, ev);
+                    _mm512_store_ps(e[r] + 16 * v, ev);
                     lsum = _mm512_add_ps(lsum, ev);
                 }
                 sc.l[(size_t)row] = sc.l[(size_t)row] * corr + _mm512_reduce_add_ps(lsum);
                 sc.m[(size_t)row] = new_m;
-                // acc += sum_j e_j v_j, up to 128 values of the row at a time.
-                int64_t d = 0;
-                for (; d + 128 <= Dv; d += 128) accumulate_v<8>(a + d, e, nb, vr.v + d, vr.stride);
-                for (; d + 64 <= Dv; d += 64) accumulate_v<4>(a + d, e, nb, vr.v + d, vr.stride);
-                for (; d < Dv; d += 16) accumulate_v<1>(a + d, e, nb, vr.v + d, vr.stride);
             }
+            // acc += sum_j e_j v_j (in order of j), 64 values of 4 rows at a time.
+            accumulate_rows<4>(gn, arow, erow, nbr, 0, Dv - Dv % 64, vr.v, vr.stride);
+            accumulate_rows<1>(gn, arow, erow, nbr, Dv - Dv % 64, Dv, vr.v, vr.stride);
         }
     }
     for (int64_t t = 0; t < n_tok; ++t)
@@ -327,10 +367,13 @@ bool attention_dense_avx512(ThreadPool& pool, const AttnParams& p, const DenseKV
     struct DenseSrc {
         const DenseKV& kv;
         int64_t Dk, Dv;
-        VRows fill(int64_t p0, int nbm, int hkv, float* kT, float*) const {
+        VRows fill(int64_t p0, int nbm, int hkv, float* kT, float* v) const {
             const float* k = kv.k + p0 * kv.k_pos_stride + hkv * kv.k_head_stride;
             transpose_rows([&](int j, int64_t d0) { return _mm512_loadu_ps(k + j * kv.k_pos_stride + d0); }, nbm, bs, Dk, kT);
-            return {kv.v + p0 * kv.v_pos_stride + hkv * kv.v_head_stride, kv.v_pos_stride};
+            // A contiguous copy: the rows of a position are often a multiple of 4 KB apart (L1 set conflicts).
+            for (int j = 0; j < nbm; ++j)
+                memcpy(v + (size_t)j * Dv, kv.v + (p0 + j) * kv.v_pos_stride + hkv * kv.v_head_stride, (size_t)Dv * sizeof(float));
+            return {v, Dv};
         }
     };
     pool.run_tasks((int64_t)items.size(), [&](int64_t it) {
