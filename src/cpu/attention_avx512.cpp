@@ -50,7 +50,7 @@ inline float exp_scalar(float x) {
 }
 
 struct Scratch {
-    std::vector<float> kT, v, acc, m, l;
+    std::vector<float> kT, v, acc, m, l, qp;
 };
 thread_local Scratch t_scratch;
 
@@ -192,6 +192,17 @@ void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos
     sc.m.assign((size_t)R, -INFINITY);
     sc.l.assign((size_t)R, 0.0f);
     const __m512 scale = _mm512_set1_ps(p.scale);
+    // The queries by groups of G rows, qp[g0 * Dk + d * G + r] = row g0 + r's value d (a short last
+    // group repeats its last row).
+    const int64_t n_groups = (R + G - 1) / G;
+    sc.qp.resize((size_t)(n_groups * G * Dk));
+    for (int64_t g0 = 0; g0 < R; g0 += G)
+        for (int r = 0; r < G; ++r) {
+            const int64_t row = std::min(g0 + r, R - 1), t = row / n_rep;
+            const float* qr = q + t * q_row + (int64_t)(hkv * n_rep + row % n_rep) * Dk;
+            float* qd = sc.qp.data() + g0 * Dk + r;
+            for (int64_t d = 0; d < Dk; ++d) qd[d * G] = qr[d];
+        }
     const int64_t n_kv_max = pos_first + n_tok;
     for (int64_t p0 = 0; p0 < n_kv_max; p0 += bs) {
         const int nbm = (int)std::min<int64_t>(bs, n_kv_max - p0);
@@ -199,25 +210,21 @@ void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos
         // Rows are in order of tokens, so the first rows that see keys of this block are
         // those of token t_first = p0 - pos_first (or later).
         const int64_t t_first = std::max<int64_t>(0, p0 - pos_first);
-        for (int64_t g0 = t_first * n_rep; g0 < R; g0 += G) {
+        for (int64_t g0 = t_first * n_rep / G * G; g0 < R; g0 += G) {
             const int gn = (int)std::min<int64_t>(G, R - g0);
-            const float* qh[G];
             int nbr[G];
-            for (int r = 0; r < G; ++r) {
-                const int64_t row = g0 + std::min(r, gn - 1), t = row / n_rep;
-                qh[r] = q + t * q_row + (int64_t)(hkv * n_rep + row % n_rep) * Dk;
-                nbr[r] = (int)std::min<int64_t>(bs, pos_first + t + 1 - p0);
-            }
+            for (int r = 0; r < G; ++r) nbr[r] = (int)std::min<int64_t>(bs, pos_first + (g0 + r) / n_rep + 1 - p0);
             // Scores: per key, the sum over d in order.
             __m512 s[G][NV];
             for (int r = 0; r < G; ++r)
                 for (int v = 0; v < NV; ++v) s[r][v] = _mm512_setzero_ps();
+            const float* qg = sc.qp.data() + g0 * Dk;
             for (int64_t d = 0; d < Dk; ++d) {
                 const float* kd = sc.kT.data() + d * bs;
                 __m512 kv[NV];
                 for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_ps(kd + 16 * v);
                 for (int r = 0; r < G; ++r) {
-                    const __m512 qd = _mm512_set1_ps(qh[r][d]);
+                    const __m512 qd = _mm512_set1_ps(qg[d * G + r]);
                     for (int v = 0; v < NV; ++v) s[r][v] = _mm512_fmadd_ps(qd, kv[v], s[r][v]);
                 }
             }
@@ -272,7 +279,7 @@ void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos
 
 // Tokens per work item: at least 16, and at least 64 query rows, so that each block's conversion
 // serves many rows (the results do not depend on it).
-inline int64_t chunk_tokens(int n_rep) { return std::max(16, (64 + n_rep - 1) / n_rep); }
+inline int64_t chunk_tokens(int n_rep) { return std::max(16, (128 + n_rep - 1) / n_rep); }
 
 // attend_item for a run-time block size (16, 32, 48 or 64).
 template <class Src>
