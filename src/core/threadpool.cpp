@@ -24,7 +24,8 @@ constexpr int kCallerSpins = 2000;  // before the caller sleeps on a late task
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)), shares_(new Share[std::max(1, n_threads)]), done_(new Done[std::max(1, n_threads)]) {
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)), shares_(new Share[std::max(1, n_threads)]), done_(new Done[std::max(1, n_threads)]),
+      hints_(new Hint[(size_t)std::max(1, n_threads) * kHintRanges]) {
     for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -78,6 +79,31 @@ void ThreadPool::work(uint64_t gen, int ith) {
     }
 }
 
+void ThreadPool::set_prefetch_hint(const HintRange* ranges) {
+    for (int i = 0; i < n_threads_ * kHintRanges; ++i) {
+        hints_[i].p.store(ranges[i].p, std::memory_order_relaxed);
+        hints_[i].bytes.store(ranges[i].bytes, std::memory_order_relaxed);
+    }
+    hint_gen_.fetch_add(1, std::memory_order_release);
+}
+
+void ThreadPool::idle_prefetch(int ith, uint32_t seen, int64_t wait_tasks) {
+    const uint64_t hg = hint_gen_.load(std::memory_order_acquire);
+    Done& me = done_[ith];
+    if (hg == me.hint_used) return;
+    me.hint_used = hg;
+    for (int i = 0; i < kHintRanges; ++i) {
+        const Hint& h = hints_[(size_t)ith * kHintRanges + i];
+        const char* p = (const char*)h.p.load(std::memory_order_relaxed);
+        const size_t n = h.bytes.load(std::memory_order_relaxed);
+        for (size_t off = 0; p && off < n; off += 1024) {
+            if (wait_tasks >= 0 ? done_total() >= wait_tasks : published_.load(std::memory_order_relaxed) != seen) return;
+            const size_t end = std::min(n, off + 1024);
+            for (size_t l = off; l < end; l += 64) __asm__ volatile("prefetcht1 %0" ::"m"(*(p + l)));
+        }
+    }
+}
+
 int64_t ThreadPool::done_total() const {
     int64_t s = 0;
     for (int i = 0; i < n_threads_; ++i) s += done_[i].n.load(std::memory_order_acquire);
@@ -87,6 +113,7 @@ int64_t ThreadPool::done_total() const {
 void ThreadPool::worker(int ith) {
     uint32_t seen = published_.load(std::memory_order_acquire);
     for (;;) {
+        idle_prefetch(ith, seen, -1);
         uint32_t g = published_.load(std::memory_order_acquire);
         for (int spins = 0; g == seen && spins < kWorkerSpins; ++spins) {
             cpu_relax();
@@ -129,7 +156,9 @@ void ThreadPool::run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& 
         cv_.notify_all();
     }
     work(gen_, 0);
-    // Every task is claimed; wait for those still running elsewhere.
+    // Every task is claimed; wait for those still running elsewhere (prefetching what the next job
+    // will read, if told, while they run).
+    if (done_total() < n_tasks) idle_prefetch(0, 0, n_tasks);
     for (int spins = 0; done_total() < n_tasks; ++spins) {
         if (spins < kCallerSpins) {
             cpu_relax();

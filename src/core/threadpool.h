@@ -40,8 +40,23 @@ public:
     // handed out dynamically.
     void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+    // Memory the next jobs will stream, per thread: a thread that runs out of tasks (the tail of a
+    // job, or the serial stretch between two jobs) prefetches its ranges into its L2 cache until the
+    // next job arrives, instead of idling; each hint is used once per thread. Prefetches never fault,
+    // so a stale hint costs nothing but bandwidth.
+    static constexpr int kHintRanges = 4;
+    struct HintRange {
+        const void* p = nullptr;
+        size_t bytes = 0;
+    };
+    // ranges[ith * kHintRanges + i]; threads with no ranges get empty ones.
+    void set_prefetch_hint(const HintRange* ranges);
+
 private:
     void worker(int ith);
+    // Prefetches thread ith's hint ranges until they are done or: (wait_tasks < 0) a job other than
+    // `seen` is published, (else) wait_tasks tasks of the current job are done.
+    void idle_prefetch(int ith, uint32_t seen, int64_t wait_tasks);
     void work(uint64_t gen, int ith);  // claims and runs tasks of job `gen` until none are left
     bool claim_from(int range, uint64_t gbits, int64_t* task);
 
@@ -56,7 +71,14 @@ private:
     // no locked instruction and no cache line shared between cores per task), summed by the caller.
     struct alignas(64) Done {
         std::atomic<int64_t> n{0};
+        uint64_t hint_used = 0;  // the hint generation this thread last prefetched (its own field)
     };
+    struct alignas(64) Hint {
+        std::atomic<const void*> p{nullptr};
+        std::atomic<size_t> bytes{0};
+    };
+    std::unique_ptr<Hint[]> hints_;  // n_threads_ * kHintRanges
+    std::atomic<uint64_t> hint_gen_{0};
     int64_t done_total() const;
 
     int n_threads_;

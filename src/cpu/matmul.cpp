@@ -355,6 +355,60 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
         if (plans[j].glu == 3) glu_tile(plans[j].y, plans[j + 1].y, (size_t)plans[j].n_out, 0, plans[j].n_out, 0, plans[j].n_tokens);
 }
 
+void prefetch_hint(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool glu) {
+    // A job list's tasks go to the threads in contiguous shares, in job order (a GLU pair's gate and
+    // up together, tile by tile): thread r's share starts at about fraction r / n of the list's bytes.
+    constexpr size_t kCap = 256 << 10;  // per thread: well inside its L2
+    static const bool off = getenv("YITI_NO_HINT") != nullptr;
+    if (off) return;
+    const int nt = pool.size();
+    struct Unit {
+        const uint8_t* p[2];
+        size_t bytes[2];
+        int n;
+        size_t total() const { return bytes[0] + (n > 1 ? bytes[1] : 0); }
+    };
+    auto span = [](const Tensor& w, const uint8_t** p, size_t* bytes) {
+        *p = (const uint8_t*)(w.packed ? w.packed : w.data);
+        *bytes = w.packed ? (size_t)((w.ne[1] + kPackRows - 1) / kPackRows) * w.packed_group : w.row_bytes() * (size_t)w.ne[1];
+    };
+    std::vector<Unit> units;
+    size_t total = 0;
+    for (size_t j = 0; j < n_jobs; ++j) {
+        if (jobs[j].n_tokens <= 0) continue;
+        Unit u{};
+        u.n = glu && j + 1 < n_jobs ? 2 : 1;
+        for (int h = 0; h < u.n; ++h) span(*jobs[j + (size_t)h].w, &u.p[h], &u.bytes[h]);
+        if (u.n == 2) ++j;
+        total += u.total();
+        units.push_back(u);
+    }
+    std::vector<ThreadPool::HintRange> ranges((size_t)nt * ThreadPool::kHintRanges);
+    for (int r = 0; r < nt; ++r) {
+        ThreadPool::HintRange* out = &ranges[(size_t)r * ThreadPool::kHintRanges];
+        int nr = 0;
+        size_t pos = total * (size_t)r / (size_t)nt, want = std::min(kCap, total / (size_t)nt);
+        for (const Unit& u : units) {
+            if (want == 0 || nr == ThreadPool::kHintRanges) break;
+            if (pos >= u.total()) {
+                pos -= u.total();
+                continue;
+            }
+            // Position pos of the unit: the same fraction into each of its matrices.
+            const double f = (double)pos / (double)u.total();
+            const size_t take = std::min(want, u.total() - pos);
+            for (int h = 0; h < u.n && nr < ThreadPool::kHintRanges; ++h) {
+                const size_t off = (size_t)(f * (double)u.bytes[h]) / 64 * 64;
+                const size_t len = std::min(u.bytes[h] - off, take * u.bytes[h] / u.total());
+                out[nr++] = {u.p[h] + off, len};
+            }
+            want -= take;
+            pos = 0;
+        }
+    }
+    pool.set_prefetch_hint(ranges.data());
+}
+
 void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y, bool exact) {
     const MatmulJob job{&w, x, n_tokens, y};
     matmul_jobs(pool, &job, 1, exact);

@@ -30,6 +30,9 @@ void matmul_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool ex
 // Gated linear units: jobs come in (gate, up) pairs of equal shape; after the products,
 // gate.y = silu(gate.y) * up.y (silu_mul), applied tile by tile inside the parallel region.
 void matmul_glu_jobs(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool exact);
+// Tells the pool's threads what the next job list (as for matmul_jobs / matmul_glu_jobs) will read
+// first, so that a thread with nothing to do until then prefetches its share (ThreadPool hints).
+void prefetch_hint(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool glu);
 
 // out[k] = row ids[k] of w as F32 (embedding lookup). Throws Error for an id out of range.
 void get_rows(const Tensor& w, const int32_t* ids, int64_t n, float* out);

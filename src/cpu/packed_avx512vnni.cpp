@@ -37,14 +37,11 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 // Two distances: into L1 ~1.5 KB ahead, and (k-quants, whose blocks take more instructions per byte
 // than Q8_0's, so that out-of-order execution runs less far ahead) into L2 ~8 KB ahead.
 constexpr size_t kPrefetchNear = 1536, kPrefetchFar = 8192;
-template <size_t Bytes, bool Far>
-inline void pf(const void* p) {
-    const char* q = (const char*)p + kPrefetchNear;
-    for (size_t l = 0; l < Bytes; l += 64) __asm__ volatile("prefetcht0 %0" ::"m"(*(q + l)));
-    if constexpr (Far) {
-        const char* f = (const char*)p + kPrefetchFar;
-        for (size_t l = 0; l < Bytes; l += 64) __asm__ volatile("prefetcht1 %0" ::"m"(*(f + l)));
-    }
+// Line l of the block at p: into L1 kPrefetchNear ahead and (Far) into L2 kPrefetchFar ahead.
+template <bool Far = true>
+inline void pf_line(const char* p, size_t l) {
+    __asm__ volatile("prefetcht0 %0" ::"m"(*(p + kPrefetchNear + 64 * l)));
+    if constexpr (Far) __asm__ volatile("prefetcht1 %0" ::"m"(*(p + kPrefetchFar + 64 * l)));
 }
 
 // The reference's packing of Q4_K / Q5_K 6-bit scales and mins.
@@ -230,7 +227,6 @@ inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* 
     const P* B = (const P*)wg;
     for (int64_t i = 0; i < nb; ++i) {
         const P& b = B[i];
-        if constexpr (NC == 1) pf<sizeof(P), true>(&b);
         __m512i isum[NC], msum[NC];
         for (int c = 0; c < NC; ++c) isum[c] = msum[c] = _mm512_setzero_si512();
 #pragma GCC unroll 1
@@ -239,6 +235,10 @@ inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* 
             for (int c = 0; c < NC; ++c) da[c] = db[c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int k = 0; k < 8; ++k) {
+                // Decode: the block's prefetches spread over its loads, one line near and one far
+                // per 64 bytes of quants (issued in one burst at the block's start they cost 5-10%
+                // of a thread's stream), the last lines after the quants.
+                if constexpr (NC == 1) pf_line((const char*)&b, (size_t)(8 * p + k));
                 const __m512i v = load512(b.qs[p][k]);
                 __m512i lo = _mm512_and_si512(v, m4);
                 __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -269,6 +269,8 @@ inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* 
                 msum[c] = _mm512_dpwssd_epi32(msum[c], mb, bcast32(xs[c][i].bsums + 4 * p + 2));
             }
         }
+        if constexpr (NC == 1)
+            for (size_t l = 32; l < (sizeof(P) + 63) / 64; ++l) pf_line((const char*)&b, l);
         const __m512 d = load_f16x16(b.d), dm = load_f16x16(b.dmin);
         for (int c = 0; c < NC; ++c) {
             const __m512 yd = _mm512_set1_ps(xs[c][i].d);
@@ -291,11 +293,14 @@ inline __m512i q6_high(__m512i h) {
 template <int NC, int g, int t>
 inline void q6_sub(const PQ6K& b, const ActQ8K* const* xs, int64_t i, __m512i* isum) {
     constexpr int j = 4 * g + t, p = j / 2;
+    constexpr size_t kLines = (sizeof(PQ6K) + 63) / 64;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512i d0[NC], d1[NC];
     for (int c = 0; c < NC; ++c) d0[c] = d1[c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
+        if constexpr (NC == 1)  // decode: the block's prefetches spread over its loads
+            if ((size_t)(8 * j + k) < kLines) pf_line((const char*)&b, (size_t)(8 * j + k));
         const __m512i l = load512(b.ql[p][k]);
         const __m512i lo = (j & 1) ? _mm512_and_si512(_mm512_srli_epi16(l, 4), m4) : _mm512_and_si512(l, m4);
         const __m512i q = _mm512_or_si512(lo, q6_high<t>(load512(b.qh[g][k])));
@@ -319,7 +324,6 @@ inline void gemm_q6_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* x
                                               6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int64_t i = 0; i < nb; ++i) {
         const PQ6K& b = B[i];
-        if constexpr (NC == 1) pf<sizeof(PQ6K), true>(&b);
         __m512i isum[NC], off[NC];
         for (int c = 0; c < NC; ++c) isum[c] = off[c] = _mm512_setzero_si512();
         q6_sub<NC, 0, 0>(b, xs, i, isum);
@@ -352,11 +356,14 @@ inline void gemm_q8_0_tile(int64_t nb, const uint8_t* wg, const ActQ80* const* x
     for (int64_t i = 0; i < nb; ++i) {
         const PQ80x2& b = B[i / 2];
         const int h = (int)(i & 1);
-        if constexpr (NC == 1) if (h == 0) pf<sizeof(PQ80x2), false>(&b);
         __m512i dot[NC];
         for (int c = 0; c < NC; ++c) dot[c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
         for (int k = 0; k < 8; ++k) {
+            if constexpr (NC == 1) {  // decode: the pair's 17 lines, near only, spread over its loads
+                pf_line<false>((const char*)&b, (size_t)(8 * h + k));
+                if (h == 1 && k == 7) pf_line<false>((const char*)&b, 16);
+            }
             const __m512i w = load512(b.qs[h][k]);
             for (int c = 0; c < NC; ++c) dot[c] = _mm512_dpbusd_epi32(dot[c], w, bcast32(xs[c][i].qs + 4 * k));
         }

@@ -38,12 +38,21 @@ void store_kv(kv::KVCache& cache, int il, const Batch& batch, const PassInfo& pi
     }
 }
 
+void prefetch_next(runtime::Runtime& rt, const NextWeights& next, int64_t n_tokens) {
+    cpu::MatmulJob jobs[4];
+    size_t n = 0;
+    for (const Tensor* w : next.w)
+        if (w && w->valid()) jobs[n++] = cpu::MatmulJob{w, nullptr, n_tokens, nullptr};
+    if (n > 0) rt.backend(jobs[0].w->device).prefetch_next(jobs, n, next.glu);
+}
+
 void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
-                int64_t n, float* out) {
+                int64_t n, float* out, const NextWeights& next) {
     const int64_t n_ff = gate.ne[1];
     std::vector<float> g((size_t)(n * n_ff)), u((size_t)(n * n_ff));
     // Gate and up share their input: one quantization, one parallel region.
     const cpu::MatmulJob jobs[2] = {{&gate, x, n, g.data()}, {&up, x, n, u.data()}};
+    prefetch_next(rt, NextWeights{{&down}}, n);
     if (gate.device == up.device) {
         rt.backend(gate.device).matmul_glu_jobs(jobs, 2);  // g = silu(g) * u inside the parallel region
     } else {
@@ -51,6 +60,7 @@ void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, cons
         rt.backend(up.device).matmul(up, x, n, u.data());
         cpu::silu_mul(g.data(), u.data(), n * n_ff);
     }
+    prefetch_next(rt, next, n);
     rt.backend(down.device).matmul(down, g.data(), n, out);
 }
 
@@ -104,7 +114,7 @@ ExpertChoice route_experts(const float* logits, int64_t n_tok, int n_expert, con
 
 void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
              const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out,
-             const SharedExpert* shared) {
+             const SharedExpert* shared, const NextWeights& next) {
     const int n_expert = (int)gate_exps.ne[2];
     const int64_t n_ff = gate_exps.ne[1];
     // Group (token, weight) pairs by expert.
@@ -158,7 +168,13 @@ void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exp
         jobs.push_back({shared->gate, x, n_tok, g_sh});
         jobs.push_back({shared->up, x, n_tok, u_sh});
     }
+    {
+        NextWeights down_next;  // the down projections (the first experts' ones)
+        for (size_t i = 0; i < act.size() && i < 4; ++i) down_next.w[i] = &act[i].down;
+        prefetch_next(rt, down_next, n_tok);
+    }
     be.matmul_glu_jobs(jobs.data(), jobs.size());  // g = silu(g) * u, pair by pair
+    prefetch_next(rt, next, n_tok);
     jobs.clear();
     for (const Active& a : act) jobs.push_back({&a.down, g.data() + a.off_ff, a.m, y.data() + a.off_out});
     if (shared) jobs.push_back({shared->down, g_sh, n_tok, y_sh});

@@ -19,8 +19,17 @@ PassInfo make_pass_info(const Batch& batch);
 void store_kv(kv::KVCache& cache, int il, const Batch& batch, const PassInfo& pi, const float* k, const float* v);
 
 // SwiGLU FFN: out = down(silu(gate(x)) * up(x)); x: [n][n_embd].
+// Up to four weights the next products read (decode streams them: a thread with nothing to do
+// prefetches its share, see Backend::prefetch_next). Empty: no hint.
+struct NextWeights {
+    const Tensor* w[4] = {nullptr, nullptr, nullptr, nullptr};
+    bool glu = false;  // (gate, up) pairs
+};
+void prefetch_next(runtime::Runtime& rt, const NextWeights& next, int64_t n_tokens);
+
+// SwiGLU FFN; `next`: what the products after it read (hinted before its down projection).
 void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
-                int64_t n, float* out);
+                int64_t n, float* out, const NextWeights& next = {});
 
 // Routed experts: each token's chosen experts and weights are given; tokens are grouped by expert
 // so each expert's weights are read once per pass. out is overwritten.
@@ -38,7 +47,7 @@ struct SharedExpert {
 };
 void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
              const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out,
-             const SharedExpert* shared = nullptr);
+             const SharedExpert* shared = nullptr, const NextWeights& next = {});
 
 // Expert selection from router logits [n_tok][n_expert]: scores by softmax or sigmoid; an optional
 // per-expert bias added for choosing only (DeepSeek-V3's exp_probs_b); optional group-limited choice

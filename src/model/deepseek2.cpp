@@ -184,13 +184,16 @@ public:
             if (L.wq_a.valid()) {
                 std::vector<float> qa((size_t)(T * hp_.q_lora_rank));
                 const cpu::MatmulJob jobs[2] = {{&L.wq_a, cur.data(), T, qa.data()}, {&L.wkv_a, cur.data(), T, lat.data()}};
+                prefetch_next(rt, NextWeights{{&L.wq_b}}, T);
                 be.matmul_jobs(jobs, 2);
                 for (int64_t t = 0; t < T; ++t)
                     cpu::rms_norm(&qa[(size_t)(t * hp_.q_lora_rank)], (const float*)L.q_a_norm.data, hp_.q_lora_rank,
                                   hp_.rms_eps, &qa[(size_t)(t * hp_.q_lora_rank)]);
+                prefetch_next(rt, NextWeights{{&L.wo}}, T);
                 be.matmul(L.wq_b, qa.data(), T, q.data());
             } else {
                 const cpu::MatmulJob jobs[2] = {{&L.wq, cur.data(), T, q.data()}, {&L.wkv_a, cur.data(), T, lat.data()}};
+                prefetch_next(rt, NextWeights{{&L.wo}}, T);
                 be.matmul_jobs(jobs, 2);
             }
             for (int64_t t = 0; t < T; ++t)
@@ -203,11 +206,22 @@ public:
             if (!absorbed.empty()) attend_absorbed(rt, cache, il, L, pi, absorbed, q.data(), attn.data());
             for (size_t s : expanded) attend_expanded(rt, cache, il, L, pi.attn[s], q.data(), attn.data());
 
+            if (L.ffn_gate_inp.valid())
+                prefetch_next(rt, NextWeights{{&L.ffn_gate_inp, &L.ffn_gate_shexp, &L.ffn_up_shexp}}, T);
+            else
+                prefetch_next(rt, NextWeights{{&L.ffn_gate, &L.ffn_up}, true}, T);
             be.matmul(L.wo, attn.data(), T, tmp.data());
             for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
 
             for (int64_t t = 0; t < T; ++t)
                 cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.ffn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            NextWeights next;  // the next layer's first products, or the output matrix
+            if (il + 1 < hp_.n_layer) {
+                const DsLayer& N = layers_[(size_t)il + 1];
+                next = NextWeights{{N.wq_a.valid() ? &N.wq_a : &N.wq, &N.wkv_a}};
+            } else {
+                next = NextWeights{{&output_}};
+            }
             if (L.ffn_gate_inp.valid()) {
                 std::vector<float> router((size_t)(T * hp_.n_expert));
                 rt.backend(L.ffn_gate_inp.device).matmul(L.ffn_gate_inp, cur.data(), T, router.data());
@@ -222,9 +236,9 @@ public:
                 ExpertChoice ch = route_experts(router.data(), T, hp_.n_expert, rp);
                 const SharedExpert sh{&L.ffn_gate_shexp, &L.ffn_up_shexp, &L.ffn_down_shexp};
                 moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data(),
-                        L.ffn_gate_shexp.valid() ? &sh : nullptr);
+                        L.ffn_gate_shexp.valid() ? &sh : nullptr, next);
             } else {
-                ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data());
+                ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data(), next);
             }
             for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
         }

@@ -101,6 +101,7 @@ public:
                 cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.attn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
             const cpu::MatmulJob qkv[3] = {{&L.wq, cur.data(), T, q.data()}, {&L.wk, cur.data(), T, k.data()},
                                            {&L.wv, cur.data(), T, v.data()}};
+            prefetch_next(rt, NextWeights{{&L.wo}}, T);
             be.matmul_jobs(qkv, 3);
             if (L.bq.valid()) cpu::add_bias(q.data(), (const float*)L.bq.data, T, q_dim);
             if (L.bk.valid()) cpu::add_bias(k.data(), (const float*)L.bk.data, T, k_dim);
@@ -109,6 +110,7 @@ public:
             cpu::rope(hp_.rope, k.data(), T, hp_.n_head_kv, hp_.head_dim_k, pi.pos.data());
             store_kv(cache, il, batch, pi, k.data(), v.data());
             be.attention(ap, cache, il, pi.attn, q.data(), attn.data());
+            if (!L.ffn_gate_inp.valid()) prefetch_next(rt, NextWeights{{&L.ffn_gate, &L.ffn_up}, true}, T);
             be.matmul(L.wo, attn.data(), T, tmp.data());
             for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
 
@@ -124,7 +126,14 @@ public:
                 ExpertChoice ch = route_experts(router.data(), T, hp_.n_expert, rp);
                 moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data());
             } else {
-                ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data());
+                NextWeights next;  // the next layer's Q/K/V, or the output matrix
+                if (il + 1 < hp_.n_layer) {
+                    const LlamaLayer& N = layers_[(size_t)il + 1];
+                    next = NextWeights{{&N.wq, &N.wk, &N.wv}};
+                } else {
+                    next = NextWeights{{&output_}};
+                }
+                ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data(), next);
             }
             for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
         }

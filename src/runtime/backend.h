@@ -21,6 +21,11 @@ public:
     virtual void matmul_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) {
         for (size_t j = 0; j < n_jobs; ++j) matmul(*jobs[j].w, jobs[j].x, jobs[j].n_tokens, jobs[j].y);
     }
+    // What the next products (jobs as for matmul_jobs, or pairs as for matmul_glu_jobs) will read:
+    // a backend may start fetching it while it waits. Only a hint; x and y are not used.
+    virtual void prefetch_next(const cpu::MatmulJob* jobs, size_t n_jobs, bool glu) {
+        (void)jobs, (void)n_jobs, (void)glu;
+    }
     // (gate, up) pairs: gate.y = silu(gate.y) * up.y afterwards (see cpu::matmul_glu_jobs).
     virtual void matmul_glu_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) {
         matmul_jobs(jobs, n_jobs);
@@ -43,6 +48,9 @@ public:
     }
     void matmul_glu_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) override {
         cpu::matmul_glu_jobs(pool_, jobs, n_jobs, exact_);
+    }
+    void prefetch_next(const cpu::MatmulJob* jobs, size_t n_jobs, bool glu) override {
+        if (!exact_) cpu::prefetch_hint(pool_, jobs, n_jobs, glu);
     }
     void attention(const cpu::AttnParams& p, kv::KVCache& cache, int il, const std::vector<cpu::AttnSeq>& seqs,
                    const float* q, float* out) override {
