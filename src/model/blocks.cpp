@@ -38,6 +38,23 @@ void store_kv(kv::KVCache& cache, int il, const Batch& batch, const PassInfo& pi
     }
 }
 
+void rms_norm_rows(runtime::Runtime& rt, const float* x, size_t ld_x, const float* w, int64_t n, int64_t E, float eps,
+                   float* out, size_t ld_out) {
+    auto rows = [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) cpu::rms_norm(x + (size_t)t * ld_x, w, E, eps, out + (size_t)t * ld_out);
+    };
+    if (n * E < 16384) rows(0, n);
+    else rt.pool().parallel_for(n, std::max<int64_t>(1, 4096 / E), rows);
+}
+
+void add_inplace(runtime::Runtime& rt, float* x, const float* y, int64_t n) {
+    auto add = [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) x[i] += y[i];
+    };
+    if (n < 65536) add(0, n);
+    else rt.pool().parallel_for(n, 16384, add);
+}
+
 void prefetch_next(runtime::Runtime& rt, const NextWeights& next, int64_t n_tokens) {
     cpu::MatmulJob jobs[4];
     size_t n = 0;
@@ -195,8 +212,12 @@ void output_logits(runtime::Runtime& rt, const Tensor& norm, const Tensor& outpu
     const int64_t n_out = (int64_t)pi.out_rows.size();
     if (n_out == 0) return;
     std::vector<float> xn((size_t)(n_out * n_embd));
-    for (int64_t r = 0; r < n_out; ++r)
-        cpu::rms_norm(x + pi.out_rows[(size_t)r] * n_embd, (const float*)norm.data, n_embd, eps, xn.data() + r * n_embd);
+    if (n_out == pi.n_tok) {  // every row (prompt scoring, embeddings): in parallel
+        rms_norm_rows(rt, x, (size_t)n_embd, (const float*)norm.data, n_out, n_embd, eps, xn.data(), (size_t)n_embd);
+    } else {
+        for (int64_t r = 0; r < n_out; ++r)
+            cpu::rms_norm(x + pi.out_rows[(size_t)r] * n_embd, (const float*)norm.data, n_embd, eps, xn.data() + r * n_embd);
+    }
     rt.backend(output.device).matmul(output, xn.data(), n_out, logits);
 }
 

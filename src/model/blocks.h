@@ -27,6 +27,12 @@ struct NextWeights {
 };
 void prefetch_next(runtime::Runtime& rt, const NextWeights& next, int64_t n_tokens);
 
+// Row-wise RMS norm of n rows of E (rows ld_x / ld_out floats apart; in place allowed) and the
+// residual add x += y over n floats: on the pool for prompt batches, inline for a few rows.
+void rms_norm_rows(runtime::Runtime& rt, const float* x, size_t ld_x, const float* w, int64_t n, int64_t E, float eps,
+                   float* out, size_t ld_out);
+void add_inplace(runtime::Runtime& rt, float* x, const float* y, int64_t n);
+
 // SwiGLU FFN; `next`: what the products after it read (hinted before its down projection).
 void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
                 int64_t n, float* out, const NextWeights& next = {});

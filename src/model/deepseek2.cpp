@@ -176,8 +176,7 @@ public:
         for (int il = 0; il < hp_.n_layer; ++il) {
             const DsLayer& L = layers_[(size_t)il];
             runtime::Backend& be = rt.backend(L.wkv_a.device);
-            for (int64_t t = 0; t < T; ++t)
-                cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.attn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            rms_norm_rows(rt, x.data(), (size_t)E, (const float*)L.attn_norm.data, T, E, hp_.rms_eps, cur.data(), (size_t)E);
             // Queries: [T][H][n_nope + n_rot]
             // The query's first product and the compressed KV share their input: one job list.
             // Compressed KV: [T][kv_lora_rank | n_rot]; the latent is normalized, the rope part rotated.
@@ -186,9 +185,8 @@ public:
                 const cpu::MatmulJob jobs[2] = {{&L.wq_a, cur.data(), T, qa.data()}, {&L.wkv_a, cur.data(), T, lat.data()}};
                 prefetch_next(rt, NextWeights{{&L.wq_b}}, T);
                 be.matmul_jobs(jobs, 2);
-                for (int64_t t = 0; t < T; ++t)
-                    cpu::rms_norm(&qa[(size_t)(t * hp_.q_lora_rank)], (const float*)L.q_a_norm.data, hp_.q_lora_rank,
-                                  hp_.rms_eps, &qa[(size_t)(t * hp_.q_lora_rank)]);
+                rms_norm_rows(rt, qa.data(), (size_t)hp_.q_lora_rank, (const float*)L.q_a_norm.data, T, hp_.q_lora_rank,
+                              hp_.rms_eps, qa.data(), (size_t)hp_.q_lora_rank);
                 prefetch_next(rt, NextWeights{{&L.wo}}, T);
                 be.matmul(L.wq_b, qa.data(), T, q.data());
             } else {
@@ -196,9 +194,8 @@ public:
                 prefetch_next(rt, NextWeights{{&L.wo}}, T);
                 be.matmul_jobs(jobs, 2);
             }
-            for (int64_t t = 0; t < T; ++t)
-                cpu::rms_norm(&lat[(size_t)(t * L_dim)], (const float*)L.kv_a_norm.data, R, hp_.rms_eps,
-                              &lat[(size_t)(t * L_dim)]);
+            rms_norm_rows(rt, lat.data(), (size_t)L_dim, (const float*)L.kv_a_norm.data, T, R, hp_.rms_eps, lat.data(),
+                          (size_t)L_dim);
             cpu::rope(hp_.rope, q.data() + n_nope_, T, (int)H, Dk, pi.pos.data());
             cpu::rope(hp_.rope, lat.data() + R, T, 1, L_dim, pi.pos.data());
             store_kv(cache, il, batch, pi, lat.data(), nullptr);
@@ -211,10 +208,9 @@ public:
             else
                 prefetch_next(rt, NextWeights{{&L.ffn_gate, &L.ffn_up}, true}, T);
             be.matmul(L.wo, attn.data(), T, tmp.data());
-            for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+            add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
 
-            for (int64_t t = 0; t < T; ++t)
-                cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.ffn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            rms_norm_rows(rt, x.data(), (size_t)E, (const float*)L.ffn_norm.data, T, E, hp_.rms_eps, cur.data(), (size_t)E);
             NextWeights next;  // the next layer's first products, or the output matrix
             if (il + 1 < hp_.n_layer) {
                 const DsLayer& N = layers_[(size_t)il + 1];
@@ -240,7 +236,7 @@ public:
             } else {
                 ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data(), next);
             }
-            for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+            add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
         }
         for (const BatchSeq& s : batch.seqs) s.kv->n_tokens += (int32_t)s.n;
         output_logits(rt, output_norm_, output_, hp_.rms_eps, x.data(), E, pi, logits);

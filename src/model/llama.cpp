@@ -97,8 +97,7 @@ public:
         for (int il = 0; il < hp_.n_layer; ++il) {
             const LlamaLayer& L = layers_[(size_t)il];
             runtime::Backend& be = rt.backend(L.wq.device);
-            for (int64_t t = 0; t < T; ++t)
-                cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.attn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            rms_norm_rows(rt, x.data(), (size_t)E, (const float*)L.attn_norm.data, T, E, hp_.rms_eps, cur.data(), (size_t)E);
             const cpu::MatmulJob qkv[3] = {{&L.wq, cur.data(), T, q.data()}, {&L.wk, cur.data(), T, k.data()},
                                            {&L.wv, cur.data(), T, v.data()}};
             prefetch_next(rt, NextWeights{{&L.wo}}, T);
@@ -112,10 +111,9 @@ public:
             be.attention(ap, cache, il, pi.attn, q.data(), attn.data());
             if (!L.ffn_gate_inp.valid()) prefetch_next(rt, NextWeights{{&L.ffn_gate, &L.ffn_up}, true}, T);
             be.matmul(L.wo, attn.data(), T, tmp.data());
-            for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+            add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
 
-            for (int64_t t = 0; t < T; ++t)
-                cpu::rms_norm(&x[(size_t)(t * E)], (const float*)L.ffn_norm.data, E, hp_.rms_eps, &cur[(size_t)(t * E)]);
+            rms_norm_rows(rt, x.data(), (size_t)E, (const float*)L.ffn_norm.data, T, E, hp_.rms_eps, cur.data(), (size_t)E);
             if (L.ffn_gate_inp.valid()) {
                 std::vector<float> router((size_t)(T * hp_.n_expert));
                 rt.backend(L.ffn_gate_inp.device).matmul(L.ffn_gate_inp, cur.data(), T, router.data());
@@ -135,7 +133,7 @@ public:
                 }
                 ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data(), next);
             }
-            for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+            add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
         }
         for (const BatchSeq& s : batch.seqs) s.kv->n_tokens += (int32_t)s.n;
         output_logits(rt, output_norm_, output_, hp_.rms_eps, x.data(), E, pi, logits);
