@@ -361,16 +361,34 @@ void gemm_amx_q6(int64_t n, float* s, size_t ld_s, const void* group, int nr, co
 }
 
 // ------------------------------------------------------------------------------------------------
-// Q8_0: B tiles straight from the packed group (8 quads x 16 rows x 4 bytes of w + 128), A tiles 16
-// columns x 32 bytes; isum = C - 128 * sum(x), per 32-element block.
+// Q8_0: B tiles 8 quads x 16 rows x 4 bytes of signed w (the group's w + 128 with the top bit
+// flipped, once per call), A tiles 16 columns x 32 bytes; TDPBSSD gives each 32-element block's exact
+// sum w . x, which the VNNI kernel gets as dot(w + 128, x) - 128 * sum(x).
+// Every block needs its own tile store and float epilogue (16 x load, cvt, mul, fma): tile
+// instructions and 512-bit vector ops do not overlap on this core, so the loop keeps both minimal.
 
 void gemm_amx_q80(int64_t n, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc) {
-    const int64_t nb = n / QK8_0;
-    set_config(kCfgQ80);
+    const int64_t nb = n / QK8_0, np = (nb + 1) / 2;
     const PQ80x2* B = (const PQ80x2*)group;
+    // Signed weights (q + 128) ^ 0x80 = q, [pair][h][8 quads][16 rows][4]: TDPBSSD then gives the
+    // exact block sum w . x directly (no 128 * sum(x) to subtract).
+    uint8_t* wq = t_scratch.get_planes((size_t)np * 1024);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t p = 0; p < np; ++p)
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; ++k)
+            _mm512_store_si512(wq + (size_t)p * 1024 + k * 64, _mm512_xor_si512(_mm512_load_si512(&B[p].qs[0][0][0][0] + k * 64), flip));
+    set_config(kCfgQ80);
     const __mmask16 rm = row_mask(nr);
     alignas(64) int32_t C[2][16][16];
-    for (int c0 = 0; c0 < nc; c0 += 16) {
+    // Consecutive calls (the groups of a task, all against the same columns) walk the column tiles
+    // in alternating directions: a call then starts on the columns the previous one read last, which
+    // are still in L2.
+    static thread_local bool t_backward = false;
+    t_backward = !t_backward;
+    const int ntile = (nc + 15) / 16;
+    for (int ti = 0; ti < ntile; ++ti) {
+        const int c0 = 16 * (t_backward ? ntile - 1 - ti : ti);
         const uint8_t* xt = column_tile(x, ld_x, c0, nc);
         __m512 acc[16];
 #pragma GCC unroll 16
@@ -381,14 +399,14 @@ void gemm_amx_q80(int64_t n, float* s, size_t ld_s, const void* group, int nr, c
                 if (i & 1) {
                     _tile_loadd(7, xa, ld_x);
                     _tile_zero(1);
-                    _tile_loadd(5, B[i / 2].qs[1], 64);
-                    _tile_dpbsud(1, 7, 5);
+                    _tile_loadd(5, wq + (size_t)i * 512, 64);
+                    _tile_dpbssd(1, 7, 5);
                     _tile_stored(1, C[1], 64);
                 } else {
                     _tile_loadd(3, xa, ld_x);
                     _tile_zero(0);
-                    _tile_loadd(4, B[i / 2].qs[0], 64);
-                    _tile_dpbsud(0, 3, 4);
+                    _tile_loadd(4, wq + (size_t)i * 512, 64);
+                    _tile_dpbssd(0, 3, 4);
                     _tile_stored(0, C[0], 64);
                 }
             }
@@ -399,8 +417,7 @@ void gemm_amx_q80(int64_t n, float* s, size_t ld_s, const void* group, int nr, c
 #pragma GCC unroll 16
             for (int c = 0; c < 16; ++c) {
                 const ActQ80* y = (const ActQ80*)(xt + (size_t)c * ld_x) + j;
-                const __m512i isum = _mm512_sub_epi32(_mm512_load_si512(Ci[c]), _mm512_set1_epi32(y->s128));
-                acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y->d)), _mm512_cvtepi32_ps(isum), acc[c]);
+                acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y->d)), _mm512_cvtepi32_ps(_mm512_load_si512(Ci[c])), acc[c]);
             }
         }
         const int cn = nc - c0 < 16 ? nc - c0 : 16;
