@@ -43,17 +43,10 @@ inline __m512 exp512(__m512 x) {
     return _mm512_maskz_scalef_ps((__mmask16)~zero, y, n);
 }
 
-inline float exp_scalar(float x) {
-    alignas(64) float v[16] = {x};
-    _mm512_store_ps(v, exp512(_mm512_load_ps(v)));
-    return v[0];
-}
-
 struct Scratch {
     std::vector<float> kT, v, acc, m, l, qp;
 };
 thread_local Scratch t_scratch;
-
 
 }  // namespace
 
@@ -228,39 +221,46 @@ void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos
                     for (int v = 0; v < NV; ++v) s[r][v] = _mm512_fmadd_ps(qd, kv[v], s[r][v]);
                 }
             }
+            // Softmax of the block: each row's new maximum, then the corrections exp(m_old - new_m)
+            // of all rows at once (exp512 works lane by lane), then the exponentials.
             alignas(64) float e[G][bs];
+            alignas(64) float m_old[16] = {}, new_m[16] = {}, corr[16];
             float* arow[G];
             const float* erow[G];
+            __mmask16 mk[G][NV];
             for (int r = 0; r < gn; ++r) {
                 const int nb = nbr[r];
                 const int64_t row = g0 + r;
-                float* a = sc.acc.data() + row * Dv;
-                arow[r] = a;
+                arow[r] = sc.acc.data() + row * Dv;
                 erow[r] = e[r];
                 if (nb <= 0) continue;
                 __m512 bmax = _mm512_set1_ps(-INFINITY);
-                __mmask16 mk[NV];
-                __m512 sv[NV];
                 for (int v = 0; v < NV; ++v) {
                     const int left = nb - 16 * v;
-                    mk[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-                    sv[v] = _mm512_mul_ps(s[r][v], scale);
-                    bmax = _mm512_mask_max_ps(bmax, mk[v], bmax, sv[v]);
+                    mk[r][v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+                    s[r][v] = _mm512_mul_ps(s[r][v], scale);
+                    bmax = _mm512_mask_max_ps(bmax, mk[r][v], bmax, s[r][v]);
                 }
-                const float m_old = sc.m[(size_t)row];
-                const float new_m = std::max(m_old, _mm512_reduce_max_ps(bmax));
-                const float corr = exp_scalar(m_old - new_m);
-                if (corr != 1.0f)
+                m_old[r] = sc.m[(size_t)row];
+                new_m[r] = std::max(m_old[r], _mm512_reduce_max_ps(bmax));
+            }
+            _mm512_store_ps(corr, exp512(_mm512_sub_ps(_mm512_load_ps(m_old), _mm512_load_ps(new_m))));
+            for (int r = 0; r < gn; ++r) {
+                if (nbr[r] <= 0) continue;
+                const int64_t row = g0 + r;
+                float* a = arow[r];
+                const float c = corr[r];
+                if (c != 1.0f)
                     for (int64_t d = 0; d < Dv; d += 16)
-                        _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), _mm512_set1_ps(corr)));
+                        _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), _mm512_set1_ps(c)));
                 __m512 lsum = _mm512_setzero_ps();
                 for (int v = 0; v < NV; ++v) {
-                    const __m512 ev = _mm512_maskz_mov_ps(mk[v], exp512(_mm512_sub_ps(sv[v], _mm512_set1_ps(new_m))));
+                    const __m512 ev = _mm512_maskz_mov_ps(mk[r][v], exp512(_mm512_sub_ps(s[r][v], _mm512_set1_ps(new_m[r]))));
                     _mm512_store_ps(e[r] + 16 * v, ev);
                     lsum = _mm512_add_ps(lsum, ev);
                 }
-                sc.l[(size_t)row] = sc.l[(size_t)row] * corr + _mm512_reduce_add_ps(lsum);
-                sc.m[(size_t)row] = new_m;
+                sc.l[(size_t)row] = sc.l[(size_t)row] * c + _mm512_reduce_add_ps(lsum);
+                sc.m[(size_t)row] = new_m[r];
             }
             // acc += sum_j e_j v_j (in order of j), 64 values of 4 rows at a time.
             accumulate_rows<4>(gn, arow, erow, nbr, 0, Dv - Dv % 64, vr.v, vr.stride);
