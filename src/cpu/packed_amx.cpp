@@ -393,25 +393,29 @@ void gemm_amx_q80(int64_t n, float* s, size_t ld_s, const void* group, int nr, c
         __m512 acc[16];
 #pragma GCC unroll 16
         for (int c = 0; c < 16; ++c) acc[c] = _mm512_setzero_ps();
-        for (int64_t i = 0; i <= nb; ++i) {
-            if (i < nb) {
-                const uint8_t* xa = xt + (size_t)i * sizeof(ActQ80);
-                if (i & 1) {
+        // Block i's product is issued before block i - 1's tile store (the two overlap in the tile
+        // unit), and block i - 2's epilogue follows.
+        for (int64_t i = 0; i < nb + 2; ++i) {
+            const uint8_t* xa = xt + (size_t)i * sizeof(ActQ80);
+            if (i & 1) {
+                if (i < nb) {
                     _tile_loadd(7, xa, ld_x);
-                    _tile_zero(1);
                     _tile_loadd(5, wq + (size_t)i * 512, 64);
+                    _tile_zero(1);
                     _tile_dpbssd(1, 7, 5);
-                    _tile_stored(1, C[1], 64);
-                } else {
-                    _tile_loadd(3, xa, ld_x);
-                    _tile_zero(0);
-                    _tile_loadd(4, wq + (size_t)i * 512, 64);
-                    _tile_dpbssd(0, 3, 4);
-                    _tile_stored(0, C[0], 64);
                 }
+                if (i <= nb) _tile_stored(0, C[0], 64);
+            } else {
+                if (i < nb) {
+                    _tile_loadd(3, xa, ld_x);
+                    _tile_loadd(4, wq + (size_t)i * 512, 64);
+                    _tile_zero(0);
+                    _tile_dpbssd(0, 3, 4);
+                }
+                if (i > 0 && i <= nb) _tile_stored(1, C[1], 64);
             }
-            if (i == 0) continue;
-            const int64_t j = i - 1;
+            if (i < 2) continue;
+            const int64_t j = i - 2;
             const __m512 d = load_f16x16(B[j / 2].d[j & 1]);
             const int32_t(*Ci)[16] = C[j & 1];
 #pragma GCC unroll 16
