@@ -387,47 +387,60 @@ void gemm_amx_q80(int64_t n, float* s, size_t ld_s, const void* group, int nr, c
     static thread_local bool t_backward = false;
     t_backward = !t_backward;
     const int ntile = (nc + 15) / 16;
-    for (int ti = 0; ti < ntile; ++ti) {
-        const int c0 = 16 * (t_backward ? ntile - 1 - ti : ti);
-        const uint8_t* xt = column_tile(x, ld_x, c0, nc);
-        __m512 acc[16];
+    auto tile_col = [&](int t) { return 16 * (t_backward ? ntile - 1 - t : t); };
+    // One pipeline over all (column tile, block) steps g: step g's tile product is issued before
+    // step g - 1's tile store (the tile unit overlaps the two), then step g - 2's epilogue.
+    const uint8_t* xts[4];  // the A rows of tile t (kept until its epilogue is done: 2 steps behind)
+    xts[0] = column_tile(x, ld_x, tile_col(0), nc);
+    int ta = 0, te = 0;      // column tiles of the product and of the epilogue stage
+    int64_t ia = 0, ie = 0;  // their blocks
+    __m512 acc[16];
 #pragma GCC unroll 16
-        for (int c = 0; c < 16; ++c) acc[c] = _mm512_setzero_ps();
-        // Block i's product is issued before block i - 1's tile store (the two overlap in the tile
-        // unit), and block i - 2's epilogue follows.
-        for (int64_t i = 0; i < nb + 2; ++i) {
-            const uint8_t* xa = xt + (size_t)i * sizeof(ActQ80);
-            if (i & 1) {
-                if (i < nb) {
-                    _tile_loadd(7, xa, ld_x);
-                    _tile_loadd(5, wq + (size_t)i * 512, 64);
-                    _tile_zero(1);
-                    _tile_dpbssd(1, 7, 5);
-                }
-                if (i <= nb) _tile_stored(0, C[0], 64);
+    for (int c = 0; c < 16; ++c) acc[c] = _mm512_setzero_ps();
+    const int64_t steps = (int64_t)ntile * nb;
+    for (int64_t g = 0; g < steps + 2; ++g) {
+        if (g < steps) {
+            const uint8_t* xa = xts[ta & 3] + (size_t)ia * sizeof(ActQ80);
+            const uint8_t* wa = wq + (size_t)ia * 512;
+            if (g & 1) {
+                _tile_loadd(7, xa, ld_x);
+                _tile_loadd(5, wa, 64);
+                _tile_zero(1);
+                _tile_dpbssd(1, 7, 5);
             } else {
-                if (i < nb) {
-                    _tile_loadd(3, xa, ld_x);
-                    _tile_loadd(4, wq + (size_t)i * 512, 64);
-                    _tile_zero(0);
-                    _tile_dpbssd(0, 3, 4);
-                }
-                if (i > 0 && i <= nb) _tile_stored(1, C[1], 64);
+                _tile_loadd(3, xa, ld_x);
+                _tile_loadd(4, wa, 64);
+                _tile_zero(0);
+                _tile_dpbssd(0, 3, 4);
             }
-            if (i < 2) continue;
-            const int64_t j = i - 2;
-            const __m512 d = load_f16x16(B[j / 2].d[j & 1]);
-            const int32_t(*Ci)[16] = C[j & 1];
-#pragma GCC unroll 16
-            for (int c = 0; c < 16; ++c) {
-                const ActQ80* y = (const ActQ80*)(xt + (size_t)c * ld_x) + j;
-                acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y->d)), _mm512_cvtepi32_ps(_mm512_load_si512(Ci[c])), acc[c]);
+            if (++ia == nb && ++ta < ntile) {
+                ia = 0;
+                xts[ta & 3] = column_tile(x, ld_x, tile_col(ta), nc);
             }
         }
-        const int cn = nc - c0 < 16 ? nc - c0 : 16;
+        if (g >= 1 && g <= steps) {
+            if (g & 1) _tile_stored(0, C[0], 64);
+            else _tile_stored(1, C[1], 64);
+        }
+        if (g < 2) continue;
+        const uint8_t* xt = xts[te & 3];
+        const __m512 d = load_f16x16(B[ie / 2].d[ie & 1]);
+        const int32_t(*Ci)[16] = C[g & 1];
 #pragma GCC unroll 16
-        for (int c = 0; c < 16; ++c)  // constant indices keep acc in registers
-            if (c < cn) _mm512_mask_storeu_ps(s + (size_t)(c0 + c) * ld_s, rm, acc[c]);
+        for (int c = 0; c < 16; ++c) {
+            const ActQ80* y = (const ActQ80*)(xt + (size_t)c * ld_x) + ie;
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y->d)), _mm512_cvtepi32_ps(_mm512_load_si512(Ci[c])), acc[c]);
+        }
+        if (++ie == nb) {
+            const int c0 = tile_col(te), cn = nc - c0 < 16 ? nc - c0 : 16;
+#pragma GCC unroll 16
+            for (int c = 0; c < 16; ++c) {  // constant indices keep acc in registers
+                if (c < cn) _mm512_mask_storeu_ps(s + (size_t)(c0 + c) * ld_s, rm, acc[c]);
+                acc[c] = _mm512_setzero_ps();
+            }
+            ie = 0;
+            ++te;
+        }
     }
 }
 
