@@ -281,38 +281,53 @@ inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* 
 }
 
 // Q6_K: bits 4..5 of sub-block j = 4g + t come from qh[g] at bit 2t.
+// Q6_K sub-block j = 4g + t (32 elements): u = lo + 16 hi. No shifts per load: the low nibble is
+// masked in place (16 x its value for odd j, in the byte's high nibble), the two high bits too (at
+// bits 2t..2t+1, 4^t x their value), each dotted separately; the exact integer sums are scaled once
+// per half sub-block (the same integers as u . x, so the same results as before).
 template <int t>
-inline __m512i q6_high(__m512i h) {
-    const __m512i m = _mm512_set1_epi8(0x30);
-    if constexpr (t == 0) return _mm512_and_si512(_mm512_slli_epi16(h, 4), m);
-    else if constexpr (t == 1) return _mm512_and_si512(_mm512_slli_epi16(h, 2), m);
-    else if constexpr (t == 2) return _mm512_and_si512(h, m);
-    else return _mm512_and_si512(_mm512_srli_epi16(h, 2), m);
+inline __m512i q6_hi_scale(__m512i dh) {  // sum(4^t hi x) -> 16 sum(hi x)
+    if constexpr (t == 0) return _mm512_slli_epi32(dh, 4);
+    else if constexpr (t == 1) return _mm512_slli_epi32(dh, 2);
+    else if constexpr (t == 2) return dh;
+    else return _mm512_srai_epi32(dh, 2);
 }
 
 template <int NC, int g, int t>
 inline void q6_sub(const PQ6K& b, const ActQ8K* const* xs, int64_t i, __m512i* isum) {
     constexpr int j = 4 * g + t, p = j / 2;
     constexpr size_t kLines = (sizeof(PQ6K) + 63) / 64;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512i d0[NC], d1[NC];
-    for (int c = 0; c < NC; ++c) d0[c] = d1[c] = _mm512_setzero_si512();
+    const __m512i m_lo = _mm512_set1_epi8((j & 1) ? (char)0xF0 : (char)0x0F);
+    const __m512i m_hi = _mm512_set1_epi8((char)(3 << (2 * t)));
+    __m512i l0[NC], l1[NC], h0[NC], h1[NC];
+    for (int c = 0; c < NC; ++c) l0[c] = l1[c] = h0[c] = h1[c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
         if constexpr (NC == 1)  // decode: the block's prefetches spread over its loads
             if ((size_t)(8 * j + k) < kLines) pf_line((const char*)&b, (size_t)(8 * j + k));
-        const __m512i l = load512(b.ql[p][k]);
-        const __m512i lo = (j & 1) ? _mm512_and_si512(_mm512_srli_epi16(l, 4), m4) : _mm512_and_si512(l, m4);
-        const __m512i q = _mm512_or_si512(lo, q6_high<t>(load512(b.qh[g][k])));
+        const __m512i lo = _mm512_and_si512(load512(b.ql[p][k]), m_lo);
+        const __m512i hi = _mm512_and_si512(load512(b.qh[g][k]), m_hi);
         for (int c = 0; c < NC; ++c) {
-            if (k < 4) d0[c] = _mm512_dpbusd_epi32(d0[c], q, bcast32(xs[c][i].qs + 32 * j + 4 * k));
-            else d1[c] = _mm512_dpbusd_epi32(d1[c], q, bcast32(xs[c][i].qs + 32 * j + 4 * k));
+            const __m512i xv = bcast32(xs[c][i].qs + 32 * j + 4 * k);
+            if (k < 4) {
+                l0[c] = _mm512_dpbusd_epi32(l0[c], lo, xv);
+                h0[c] = _mm512_dpbusd_epi32(h0[c], hi, xv);
+            } else {
+                l1[c] = _mm512_dpbusd_epi32(l1[c], lo, xv);
+                h1[c] = _mm512_dpbusd_epi32(h1[c], hi, xv);
+            }
         }
     }
     const __m512i s0 = _mm512_cvtepi8_epi32(load128(b.sc[2 * j]));
     const __m512i s1 = _mm512_cvtepi8_epi32(load128(b.sc[2 * j + 1]));
-    for (int c = 0; c < NC; ++c)
-        isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(d0[c], s0), _mm512_mullo_epi32(d1[c], s1)));
+    for (int c = 0; c < NC; ++c) {
+        // Odd j: the low nibbles were 16 x their value (exact multiples of 16).
+        const __m512i a0 = (j & 1) ? _mm512_srai_epi32(l0[c], 4) : l0[c];
+        const __m512i a1 = (j & 1) ? _mm512_srai_epi32(l1[c], 4) : l1[c];
+        const __m512i d0 = _mm512_add_epi32(a0, q6_hi_scale<t>(h0[c]));
+        const __m512i d1 = _mm512_add_epi32(a1, q6_hi_scale<t>(h1[c]));
+        isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(d0, s0), _mm512_mullo_epi32(d1, s1)));
+    }
 }
 
 template <int NC>
