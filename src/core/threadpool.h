@@ -77,14 +77,14 @@ private:
         std::atomic<const void*> p{nullptr};
         std::atomic<size_t> bytes{0};
     };
-    std::unique_ptr<Hint[]> hints_;  // n_threads_ * kHintRanges
-    std::atomic<uint64_t> hint_gen_{0};
     int64_t done_total() const;
 
     int n_threads_;
     std::vector<std::thread> threads_;
     std::unique_ptr<Share[]> shares_;  // one per thread
     std::unique_ptr<Done[]> done_;     // one per thread
+    std::unique_ptr<Hint[]> hints_;    // n_threads_ * kHintRanges
+    std::atomic<uint64_t> hint_gen_{0};
     int64_t n_tasks_ = 0;
     alignas(64) std::atomic<uint32_t> published_{0};  // generation of the current job
     const std::function<void(int64_t)>* fn_ = nullptr;

@@ -64,8 +64,9 @@ struct Prepared {
 constexpr int64_t k_amx_min_cols = 16;
 // AMX tasks take whole column ranges of this size: the group's weight planes are built once per
 // task. The task's activations are read again for each of its row groups; Q8_0's (2 bytes per
-// element) then no longer stay in L2 at 512 columns: 256 for it (tinyllama-Q8_0 pp512 +8%, while
-// k-quants lose 7% at 400 columns).
+// element) then no longer stay in L2 at 512 columns: 256 for it. (Measured with a 1 MB cap on a
+// task's activations, i.e. 256 columns for 2048-wide inputs and fewer for the 5632-wide down
+// projection: tinyllama-Q8_0 pp512 median 253 -> 274 t/s, while tinyllama-Q4_K_M lost 7%.)
 constexpr int64_t k_amx_col_tile = 512, k_amx_col_tile_q8_0 = 256;
 
 struct JobPlan {

@@ -233,6 +233,38 @@ YITI_AMX_BLOCK3(amx_block3_b, 4, 5, 6)
 YITI_AMX_BLOCK2S(amx_block2s_a, 0, 1)
 YITI_AMX_BLOCK2S(amx_block2s_b, 4, 5)
 
+using AmxBlockFn = void (*)(const uint8_t* xa, size_t ld_x, const uint8_t* pl, int32_t (*C)[16][16]);
+
+// The k-quant AMX products: for each tile of 16 columns, block i's tile products (BlockA / BlockB
+// on tile set i % 2, over its planes_per_block bytes of planes) are issued and stored; the float
+// epilogue of block i - 1 (epilogue(j, its int32 tiles, x tile, acc)) runs after block i's products
+// are issued, so it never waits for a tile store that just happened. NT: int32 tiles per block.
+template <int NT, AmxBlockFn BlockA, AmxBlockFn BlockB, class Epilogue>
+inline void amx_k_columns(int64_t nb, const uint8_t* planes, size_t planes_per_block, float* s, size_t ld_s, int nr,
+                          const void* x, size_t ld_x, int nc, Epilogue epilogue) {
+    const __mmask16 rm = row_mask(nr);
+    alignas(64) int32_t C[2][NT][16][16];
+    for (int c0 = 0; c0 < nc; c0 += 16) {
+        const uint8_t* xt = column_tile(x, ld_x, c0, nc);
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int c = 0; c < 16; ++c) acc[c] = _mm512_setzero_ps();
+        for (int64_t i = 0; i <= nb; ++i) {
+            if (i < nb) {
+                const uint8_t* xa = xt + (size_t)i * sizeof(ActQ8K);
+                const uint8_t* pl = planes + (size_t)i * planes_per_block;
+                if (i & 1) BlockB(xa, ld_x, pl, C[1]);
+                else BlockA(xa, ld_x, pl, C[0]);
+            }
+            if (i > 0) epilogue(i - 1, (const int32_t(*)[16][16])C[(i - 1) & 1], xt, acc);
+        }
+        const int cn = nc - c0 < 16 ? nc - c0 : 16;
+#pragma GCC unroll 16
+        for (int c = 0; c < 16; ++c)  // constant indices keep acc in registers
+            if (c < cn) _mm512_mask_storeu_ps(s + (size_t)(c0 + c) * ld_s, rm, acc[c]);
+    }
+}
+
 template <bool Q5>
 void gemm_amx_q45(int64_t n, float* s, size_t ld_s, const void* group, int nr, const void* x, size_t ld_x, int nc) {
     using P = std::conditional_t<Q5, PQ5K, PQ4K>;
@@ -241,26 +273,9 @@ void gemm_amx_q45(int64_t n, float* s, size_t ld_s, const void* group, int nr, c
     convert_q45<Q5>((const uint8_t*)group, nb, planes);
     set_config(kCfgK);
     const P* B = (const P*)group;
-    const __mmask16 rm = row_mask(nr);
-    alignas(64) int32_t C[2][3][16][16];
-    for (int c0 = 0; c0 < nc; c0 += 16) {
-        const uint8_t* xt = column_tile(x, ld_x, c0, nc);
-        __m512 acc[16];
-#pragma GCC unroll 16
-        for (int c = 0; c < 16; ++c) acc[c] = _mm512_setzero_ps();
-        // Block i is computed into tile set i % 2 and stored; its float epilogue runs after the next
-        // block's tile products are issued, so it never waits for a tile store that just happened.
-        for (int64_t i = 0; i <= nb; ++i) {
-            if (i < nb) {
-                const uint8_t* pl = planes + (size_t)i * kKBlockPlanes3;
-                const uint8_t* xa = xt + (size_t)i * sizeof(ActQ8K);
-                if (i & 1) amx_block3_b(xa, ld_x, pl, C[1]);
-                else amx_block3_a(xa, ld_x, pl, C[0]);
-            }
-            if (i == 0) continue;
-            // Epilogue of block j = i - 1 (stored one block ago).
-            const int64_t j = i - 1;
-            const int32_t(*Ci)[16][16] = C[j & 1];
+    amx_k_columns<3, amx_block3_a, amx_block3_b>(
+        nb, planes, kKBlockPlanes3, s, ld_s, nr, x, ld_x, nc,
+        [&](int64_t j, const int32_t(*Ci)[16][16], const uint8_t* xt, __m512* acc) {
             const __m512 d = load_f16x16(B[j].d), dm = load_f16x16(B[j].dmin);
             const ActQ8K* y = (const ActQ8K*)xt + j;
 #pragma GCC unroll 16
@@ -270,12 +285,7 @@ void gemm_amx_q45(int64_t n, float* s, size_t ld_s, const void* group, int nr, c
                 acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(isum), acc[c]);
                 acc[c] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, yd), _mm512_cvtepi32_ps(_mm512_load_si512(Ci[2][c])), acc[c]);
             }
-        }
-        const int cn = nc - c0 < 16 ? nc - c0 : 16;
-#pragma GCC unroll 16
-        for (int c = 0; c < 16; ++c)  // constant indices keep acc in registers
-            if (c < cn) _mm512_mask_storeu_ps(s + (size_t)(c0 + c) * ld_s, rm, acc[c]);
-    }
+        });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -328,23 +338,9 @@ void gemm_amx_q6(int64_t n, float* s, size_t ld_s, const void* group, int nr, co
     convert_q6((const uint8_t*)group, nb, planes);
     set_config(kCfgK);
     const PQ6K* B = (const PQ6K*)group;
-    const __mmask16 rm = row_mask(nr);
-    alignas(64) int32_t C[2][2][16][16];
-    for (int c0 = 0; c0 < nc; c0 += 16) {
-        const uint8_t* xt = column_tile(x, ld_x, c0, nc);
-        __m512 acc[16];
-#pragma GCC unroll 16
-        for (int c = 0; c < 16; ++c) acc[c] = _mm512_setzero_ps();
-        for (int64_t i = 0; i <= nb; ++i) {
-            if (i < nb) {
-                const uint8_t* pl = planes + (size_t)i * kKBlockPlanes2;
-                const uint8_t* xa = xt + (size_t)i * sizeof(ActQ8K);
-                if (i & 1) amx_block2s_b(xa, ld_x, pl, C[1]);
-                else amx_block2s_a(xa, ld_x, pl, C[0]);
-            }
-            if (i == 0) continue;
-            const int64_t j = i - 1;
-            const int32_t(*Ci)[16][16] = C[j & 1];
+    amx_k_columns<2, amx_block2s_a, amx_block2s_b>(
+        nb, planes, kKBlockPlanes2, s, ld_s, nr, x, ld_x, nc,
+        [&](int64_t j, const int32_t(*Ci)[16][16], const uint8_t* xt, __m512* acc) {
             const __m512 d = load_f16x16(B[j].d);
 #pragma GCC unroll 16
             for (int c = 0; c < 16; ++c) {
@@ -352,12 +348,7 @@ void gemm_amx_q6(int64_t n, float* s, size_t ld_s, const void* group, int nr, co
                 const __m512i tot = _mm512_add_epi32(_mm512_load_si512(Ci[0][c]), _mm512_slli_epi32(_mm512_load_si512(Ci[1][c]), 6));
                 acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y->d)), _mm512_cvtepi32_ps(tot), acc[c]);
             }
-        }
-        const int cn = nc - c0 < 16 ? nc - c0 : 16;
-#pragma GCC unroll 16
-        for (int c = 0; c < 16; ++c)  // constant indices keep acc in registers
-            if (c < cn) _mm512_mask_storeu_ps(s + (size_t)(c0 + c) * ld_s, rm, acc[c]);
-    }
+        });
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -21,6 +21,15 @@ struct AttnShape {
     int n_head, n_head_kv;
     int64_t dk, dv;
     DType type;
+    // A one-layer cache layout for this shape.
+    kv::KVLayout layout() const {
+        kv::KVLayout L;
+        L.n_layer = 1;
+        L.k_dim = n_head_kv * dk;
+        L.v_dim = n_head_kv * dv;
+        L.type = type;
+        return L;
+    }
 };
 
 // Reference: softmax(q . k * scale) v in double over positions 0..pos, reading the cache's stored values.
@@ -73,11 +82,7 @@ TEST(Attention, MatchesReference) {
     const AttnShape setups[] = {{9, 3, 64, 64, DType::F16}, {32, 4, 64, 64, DType::F16}, {4, 4, 128, 128, DType::F32},
                             {8, 2, 64, 64, DType::F32}, {16, 1, 96, 64, DType::F16}};
     for (const AttnShape& s : setups) {
-        kv::KVLayout L;
-        L.n_layer = 1;
-        L.k_dim = s.n_head_kv * s.dk;
-        L.v_dim = s.n_head_kv * s.dv;
-        L.type = s.type;
+        const kv::KVLayout L = s.layout();
         kv::KVCache cache(L, 256);
         kv::SeqKV seq;
         const float scale = 1.0f / std::sqrt((float)s.dk);
@@ -117,11 +122,7 @@ TEST(Attention, TokenIndependentOfBatch) {
     std::mt19937 rng(5);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     const AttnShape s{9, 3, 64, 64, DType::F16};
-    kv::KVLayout L;
-    L.n_layer = 1;
-    L.k_dim = s.n_head_kv * s.dk;
-    L.v_dim = s.n_head_kv * s.dv;
-    L.type = s.type;
+    const kv::KVLayout L = s.layout();
     kv::KVCache cache(L, 256);
     kv::SeqKV seq;
     const int n = 40;
