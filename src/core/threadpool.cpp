@@ -39,7 +39,7 @@ ThreadPool::~ThreadPool() {
     for (auto& t : threads_) t.join();
 }
 
-bool ThreadPool::claim_from(int range, uint64_t gbits, int64_t* task) {
+bool ThreadPool::claim_from(int range, uint64_t gbits, bool from_end, int64_t* task) {
     std::atomic<uint64_t>& w = shares_[range].claim;
     uint64_t v = w.load(std::memory_order_acquire);
     for (;;) {
@@ -47,8 +47,11 @@ bool ThreadPool::claim_from(int range, uint64_t gbits, int64_t* task) {
         const int64_t end = (int64_t)((v >> kTaskBits) & kTaskMask);
         const int64_t t = (int64_t)(v & kTaskMask);
         if (t >= end) return false;
-        if (w.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-            *task = t;
+        // The owner takes the share's first task, a thief its last: the owner's stream stays
+        // sequential to the end of what it keeps.
+        const uint64_t next = from_end ? v - (1ull << kTaskBits) : v + 1;
+        if (w.compare_exchange_weak(v, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+            *task = from_end ? end - 1 : t;
             return true;
         }
     }
@@ -56,11 +59,11 @@ bool ThreadPool::claim_from(int range, uint64_t gbits, int64_t* task) {
 
 void ThreadPool::work(uint64_t gen, int ith) {
     const uint64_t gbits = gen & 0xFFFFFF;
-    // Own share first, then the others' (each from its current position).
+    // Own share first, then the others' (from their ends).
     for (int k = 0; k < n_threads_; ++k) {
         const int range = (ith + k) % n_threads_;
         int64_t t;
-        while (claim_from(range, gbits, &t)) {
+        while (claim_from(range, gbits, k != 0, &t)) {
             // Task t of job gen is ours: the job cannot finish (nor fn_, n_tasks_ change) before we
             // report it done.
             const int64_t n = n_tasks_;

@@ -1,8 +1,9 @@
 // A fixed pool of worker threads for data-parallel kernels. The caller takes part as thread 0.
 //
 // Work is handed out as tasks: the task range is cut into one contiguous share per thread, each
-// thread works through its own share first (neighbouring tasks read neighbouring memory, which keeps
-// each core's memory stream sequential), then takes what is left of the others'. A call returns when
+// thread works through its own share first, front to back (neighbouring tasks read neighbouring
+// memory, which keeps each core's memory stream sequential), then takes what is left of the others'
+// from their ends (so their owners' streams stay sequential too). A call returns when
 // every task has finished, not when every thread has checked in: on a busy machine a worker that is
 // not running at the moment delays nothing (the running threads take its share), which matters when
 // the pool has more threads than the machine gives this process. Workers spin briefly for the next
@@ -58,7 +59,7 @@ private:
     // `seen` is published, (else) wait_tasks tasks of the current job are done.
     void idle_prefetch(int ith, uint32_t seen, int64_t wait_tasks);
     void work(uint64_t gen, int ith);  // claims and runs tasks of job `gen` until none are left
-    bool claim_from(int range, uint64_t gbits, int64_t* task);
+    bool claim_from(int range, uint64_t gbits, bool from_end, int64_t* task);
 
     // A share's claim word: generation (24 bits) | end of the share (20 bits) | next task (20 bits).
     static constexpr int kTaskBits = 20;
