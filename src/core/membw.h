@@ -1,6 +1,7 @@
 // The machine's memory read bandwidth, measured: every thread streams through its share of a
-// buffer much larger than the caches, several times, with plain loads and with software prefetching
-// (as the decode kernels use it); the best pass counts.
+// buffer much larger than the caches, several times, with plain loads, with software prefetching
+// (as the decode kernels use it) and with prefetching paced by a little work per line (as a decode
+// kernel reads); the best pass counts.
 #pragma once
 #include <cstddef>
 
