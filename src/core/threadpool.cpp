@@ -93,17 +93,28 @@ void ThreadPool::set_prefetch_hint(const HintRange* ranges) {
 void ThreadPool::idle_prefetch(int ith, uint32_t seen, int64_t wait_tasks) {
     const uint64_t hg = hint_gen_.load(std::memory_order_acquire);
     Done& me = done_[ith];
-    if (hg == me.hint_used) return;
-    me.hint_used = hg;
+    if (hg != me.hint_used) {
+        me.hint_used = hg;
+        me.hint_pos = 0;
+    }
+    // Resumes where the last idle stretch of this hint stopped (a job's tail, then the serial
+    // stretch after it), until the thread's ranges are done.
+    size_t skip = me.hint_pos;
     for (int i = 0; i < kHintRanges; ++i) {
         const Hint& h = hints_[(size_t)ith * kHintRanges + i];
         const char* p = (const char*)h.p.load(std::memory_order_relaxed);
         const size_t n = h.bytes.load(std::memory_order_relaxed);
-        for (size_t off = 0; p && off < n; off += 1024) {
+        if (!p || skip >= n) {
+            skip -= std::min(skip, n);
+            continue;
+        }
+        for (size_t off = skip; off < n; off += 1024) {
             if (wait_tasks >= 0 ? done_total() >= wait_tasks : published_.load(std::memory_order_relaxed) != seen) return;
             const size_t end = std::min(n, off + 1024);
             for (size_t l = off; l < end; l += 64) __asm__ volatile("prefetcht1 %0" ::"m"(*(p + l)));
+            me.hint_pos += end - off;
         }
+        skip = 0;
     }
 }
 

@@ -43,7 +43,8 @@ public:
 
     // Memory the next jobs will stream, per thread: a thread that runs out of tasks (the tail of a
     // job, or the serial stretch between two jobs) prefetches its ranges into its L2 cache until the
-    // next job arrives, instead of idling; each hint is used once per thread. Prefetches never fault,
+    // next job arrives, instead of idling; each hint is prefetched once per thread, over as many idle
+    // stretches as it takes. Prefetches never fault,
     // so a stale hint costs nothing but bandwidth.
     static constexpr int kHintRanges = 4;
     struct HintRange {
@@ -73,6 +74,7 @@ private:
     struct alignas(64) Done {
         std::atomic<int64_t> n{0};
         uint64_t hint_used = 0;  // the hint generation this thread last prefetched (its own field)
+        size_t hint_pos = 0;     // bytes of that hint's ranges prefetched so far
     };
     struct alignas(64) Hint {
         std::atomic<const void*> p{nullptr};

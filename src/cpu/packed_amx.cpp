@@ -22,6 +22,7 @@
 
 #include "cpu/kernels.h"
 #include "cpu/packed_layout.h"
+#include "cpu/packed_q45_scales.h"
 #include "quant/blocks.h"
 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -118,19 +119,18 @@ const uint8_t* column_tile(const void* x, size_t ld_x, int c0, int nc) {
 
 // Bytes (s, 0, s, 0) / (0, s, 0, s) for each of the 16 rows' 4 bytes: maddubs multipliers that give
 // the even / odd bytes' products as int16.
-inline void row_multipliers(const void* sc16, __m512i* even, __m512i* odd, bool sign_extend) {
-    const __m128i s = _mm_loadu_si128((const __m128i*)sc16);
-    const __m512i d = sign_extend ? _mm512_cvtepi8_epi32(s) : _mm512_cvtepu8_epi32(s);
+inline void row_multipliers_lanes(__m512i d, __m512i* even, __m512i* odd) {
     const __m512i b = _mm512_and_si512(d, _mm512_set1_epi32(0xFF));
     *even = _mm512_or_si512(b, _mm512_slli_epi32(b, 16));  // (s, 0, s, 0)
     *odd = _mm512_slli_epi32(*even, 8);                      // (0, s, 0, s)
 }
-
-// Every row's byte repeated 4 times: the min plane of a sub-block.
-inline __m512i row_bytes4(const void* b16) {
-    const __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)b16));
-    return _mm512_mullo_epi32(d, _mm512_set1_epi32(0x01010101));
+inline void row_multipliers(const void* sc16, __m512i* even, __m512i* odd, bool sign_extend) {
+    const __m128i s = _mm_loadu_si128((const __m128i*)sc16);
+    row_multipliers_lanes(sign_extend ? _mm512_cvtepi8_epi32(s) : _mm512_cvtepu8_epi32(s), even, odd);
 }
+
+// Every row's byte (int32 lanes, 0..255) repeated 4 times: the min plane of a sub-block.
+inline __m512i row_bytes4(__m512i d) { return _mm512_mullo_epi32(d, _mm512_set1_epi32(0x01010101)); }
 
 // w' = q * sc (q unsigned bytes, even/odd multipliers from row_multipliers) split into
 // lo = w' & lo_mask, hi = w' >> shift (arithmetic), both as bytes in the original order.
@@ -161,11 +161,16 @@ void convert_q45(const uint8_t* group, int64_t nb, uint8_t* planes) {
     for (int64_t i = 0; i < nb; ++i) {
         const P& b = B[i];
         uint8_t* pl = planes + (size_t)i * kKBlockPlanes3;
+        const Q45Scales scl(b.w);
+        const __m512i sc[8] = {scl.sc<0>(), scl.sc<1>(), scl.sc<2>(), scl.sc<3>(),
+                               scl.sc<4>(), scl.sc<5>(), scl.sc<6>(), scl.sc<7>()};
+        const __m512i mn[8] = {scl.mn<0>(), scl.mn<1>(), scl.mn<2>(), scl.mn<3>(),
+                               scl.mn<4>(), scl.mn<5>(), scl.mn<6>(), scl.mn<7>()};
         for (int p = 0; p < 4; ++p) {
             __m512i ea, oa, eb, ob;
-            row_multipliers(b.sc[2 * p], &ea, &oa, false);
-            row_multipliers(b.sc[2 * p + 1], &eb, &ob, false);
-            const __m512i ma = row_bytes4(b.mn[2 * p]), mb = row_bytes4(b.mn[2 * p + 1]);
+            row_multipliers_lanes(sc[2 * p], &ea, &oa);
+            row_multipliers_lanes(sc[2 * p + 1], &eb, &ob);
+            const __m512i ma = row_bytes4(mn[2 * p]), mb = row_bytes4(mn[2 * p + 1]);
             uint8_t* lo_p = pl + (size_t)p * kPlaneStep;
             uint8_t* hi_p = pl + (size_t)(4 + p) * kPlaneStep;
             uint8_t* mn_p = pl + (size_t)(8 + p) * kPlaneStep;

@@ -8,6 +8,7 @@
 #include "cpu/kernels.h"
 #include "cpu/packed.h"
 #include "cpu/packed_layout.h"
+#include "cpu/packed_q45_scales.h"
 #include "quant/blocks.h"
 
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own _mm512_undefined_*() helpers.
@@ -81,12 +82,9 @@ void pack_q4_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
             const block_q4_K& b = ((const block_q4_K*)((const uint8_t*)src + (size_t)r * ld))[i];
             o.d[r] = b.d;
             o.dmin[r] = b.dmin;
-            for (int j = 0; j < 8; ++j) {
-                int sc, mn;
-                scale_min_k4(j, b.scales, &sc, &mn);
-                o.sc[j][r] = (uint8_t)sc;
-                o.mn[j][r] = (uint8_t)mn;
-            }
+            int sc[8], mn[8];
+            for (int j = 0; j < 8; ++j) scale_min_k4(j, b.scales, &sc[j], &mn[j]);
+            pack_q45_scales(sc, mn, o.w, r);
             // Source: elements 64p + l (l < 32) are the low nibbles of qs[32p + l], 64p + 32 + l the high.
             for (int p = 0; p < 4; ++p)
                 for (int k = 0; k < 8; ++k)
@@ -105,12 +103,9 @@ void pack_q5_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
             const block_q5_K& b = ((const block_q5_K*)((const uint8_t*)src + (size_t)r * ld))[i];
             o.d[r] = b.d;
             o.dmin[r] = b.dmin;
-            for (int j = 0; j < 8; ++j) {
-                int sc, mn;
-                scale_min_k4(j, b.scales, &sc, &mn);
-                o.sc[j][r] = (uint8_t)sc;
-                o.mn[j][r] = (uint8_t)mn;
-            }
+            int sc[8], mn[8];
+            for (int j = 0; j < 8; ++j) scale_min_k4(j, b.scales, &sc[j], &mn[j]);
+            pack_q45_scales(sc, mn, o.w, r);
             for (int p = 0; p < 4; ++p)
                 for (int k = 0; k < 8; ++k)
                     for (int t = 0; t < 4; ++t) o.qs[p][k][r][t] = b.qs[32 * p + 4 * k + t];
@@ -195,6 +190,7 @@ void quantize_act_q8_K(const float* x, void* dst, int64_t n) {
             memcpy(a.qs, tmp[i].qs, sizeof a.qs);
             a.d = tmp[i].d;
             memcpy(a.bsums, tmp[i].bsums, sizeof a.bsums);
+            for (int k = 0; k < 8; ++k) a.bsum32[k] = (int16_t)(tmp[i].bsums[2 * k] + tmp[i].bsums[2 * k + 1]);
             memset(a.pad, 0, sizeof a.pad);
         }
     }
@@ -226,59 +222,60 @@ void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
 // ------------------------------------------------------------------------------------------------
 // Kernels: one group of 16 rows against NC columns.
 
+// One step p (sub-blocks 2p and 2p + 1) of a block.
+template <bool Q5, int NC, int p, class P>
+inline void q45_step(const P& b, const Q45Scales& scl, const ActQ8K* const* xs, int64_t i, __m512i* isum, __m512i* msum) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i da[NC], db[NC];
+    for (int c = 0; c < NC; ++c) da[c] = db[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+        // Decode: the block's prefetches spread over its loads, one line near and one far per 64
+        // bytes of quants (issued in one burst at the block's start they cost 5-10% of a thread's
+        // stream), the last lines after the quants.
+        if constexpr (NC == 1) pf_line<kFarQ45>((const char*)&b, (size_t)(8 * p + k));
+        const __m512i v = load_once(b.qs[p][k]);
+        __m512i lo = _mm512_and_si512(v, m4);
+        // Q4_K: the high nibbles masked in place (16 x their value, scaled back exactly below).
+        __m512i hi = Q5 ? _mm512_and_si512(_mm512_srli_epi16(v, 4), m4) : _mm512_andnot_si512(m4, v);
+        if constexpr (Q5) {
+            const __m512i h = load_once(b.qh[k]);
+            // bit (2p) -> bit 4 for lo, bit (2p + 1) -> bit 4 for hi
+            const __m512i b4 = _mm512_set1_epi8(0x10);
+            const __m512i hl = _mm512_and_si512(_mm512_rorv_epi32(h, _mm512_set1_epi32(2 * p + 28)), b4);
+            const __m512i hh = _mm512_and_si512(_mm512_rorv_epi32(h, _mm512_set1_epi32(2 * p + 29)), b4);
+            lo = _mm512_or_si512(lo, hl);
+            hi = _mm512_or_si512(hi, hh);
+        }
+        for (int c = 0; c < NC; ++c) {
+            da[c] = _mm512_dpbusd_epi32(da[c], lo, bcast32(xs[c][i].qs + 64 * p + 4 * k));
+            db[c] = _mm512_dpbusd_epi32(db[c], hi, bcast32(xs[c][i].qs + 64 * p + 32 + 4 * k));
+        }
+    }
+    const __m512i sca = scl.template sc<2 * p>(), scb = scl.template sc<2 * p + 1>();
+    const __m512i mp = scl.template mn_pair<p>();  // (mn[2p], mn[2p + 1]) int16 pairs
+    for (int c = 0; c < NC; ++c) {
+        if constexpr (!Q5) db[c] = _mm512_srai_epi32(db[c], 4);
+        isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(da[c], sca), _mm512_mullo_epi32(db[c], scb)));
+        msum[c] = _mm512_dpwssd_epi32(msum[c], mp, bcast32(xs[c][i].bsum32 + 2 * p));
+    }
+}
+
 // Q4_K and Q5_K (Q5 = true adds the fifth bit).
 template <bool Q5, int NC>
 inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* xs, __m512* acc) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
     using P = std::conditional_t<Q5, PQ5K, PQ4K>;
     const P* B = (const P*)wg;
     for (int64_t i = 0; i < nb; ++i) {
         const P& b = B[i];
+        const Q45Scales scl(b.w);
         __m512i isum[NC], msum[NC];
         for (int c = 0; c < NC; ++c) isum[c] = msum[c] = _mm512_setzero_si512();
-#pragma GCC unroll 1
-        for (int p = 0; p < 4; ++p) {
-            __m512i da[NC], db[NC];
-            for (int c = 0; c < NC; ++c) da[c] = db[c] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; ++k) {
-                // Decode: the block's prefetches spread over its loads, one line near and one far
-                // per 64 bytes of quants (issued in one burst at the block's start they cost 5-10%
-                // of a thread's stream), the last lines after the quants.
-                if constexpr (NC == 1) pf_line<kFarQ45>((const char*)&b, (size_t)(8 * p + k));
-                const __m512i v = load_once(b.qs[p][k]);
-                __m512i lo = _mm512_and_si512(v, m4);
-                // Q4_K: the high nibbles masked in place (16 x their value, scaled back exactly below).
-                __m512i hi = Q5 ? _mm512_and_si512(_mm512_srli_epi16(v, 4), m4) : _mm512_andnot_si512(m4, v);
-                if constexpr (Q5) {
-                    const __m512i h = load_once(b.qh[k]);
-                    // bit (2p) -> bit 4 for lo, bit (2p + 1) -> bit 4 for hi
-                    const __m512i b4 = _mm512_set1_epi8(0x10);
-                    const __m512i hl = _mm512_and_si512(_mm512_rorv_epi32(h, _mm512_set1_epi32(2 * p + 28)), b4);
-                    const __m512i hh = _mm512_and_si512(_mm512_rorv_epi32(h, _mm512_set1_epi32(2 * p + 29)), b4);
-                    lo = _mm512_or_si512(lo, hl);
-                    hi = _mm512_or_si512(hi, hh);
-                }
-                for (int c = 0; c < NC; ++c) {
-                    da[c] = _mm512_dpbusd_epi32(da[c], lo, bcast32(xs[c][i].qs + 64 * p + 4 * k));
-                    db[c] = _mm512_dpbusd_epi32(db[c], hi, bcast32(xs[c][i].qs + 64 * p + 32 + 4 * k));
-                }
-            }
-            const __m512i sca = _mm512_cvtepu8_epi32(load128(b.sc[2 * p]));
-            const __m512i scb = _mm512_cvtepu8_epi32(load128(b.sc[2 * p + 1]));
-            __m512i ma = _mm512_cvtepu8_epi32(load128(b.mn[2 * p]));
-            __m512i mb = _mm512_cvtepu8_epi32(load128(b.mn[2 * p + 1]));
-            ma = _mm512_or_si512(ma, _mm512_slli_epi32(ma, 16));  // (mn, mn) int16 pairs
-            mb = _mm512_or_si512(mb, _mm512_slli_epi32(mb, 16));
-            for (int c = 0; c < NC; ++c) {
-                if constexpr (!Q5) db[c] = _mm512_srai_epi32(db[c], 4);
-                isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(da[c], sca),
-                                                                     _mm512_mullo_epi32(db[c], scb)));
-                msum[c] = _mm512_dpwssd_epi32(msum[c], ma, bcast32(xs[c][i].bsums + 4 * p));
-                msum[c] = _mm512_dpwssd_epi32(msum[c], mb, bcast32(xs[c][i].bsums + 4 * p + 2));
-            }
-        }
+        q45_step<Q5, NC, 0>(b, scl, xs, i, isum, msum);
+        q45_step<Q5, NC, 1>(b, scl, xs, i, isum, msum);
+        q45_step<Q5, NC, 2>(b, scl, xs, i, isum, msum);
+        q45_step<Q5, NC, 3>(b, scl, xs, i, isum, msum);
         if constexpr (NC == 1)
             for (size_t l = 32; l < (sizeof(P) + 63) / 64; ++l) pf_line<kFarQ45>((const char*)&b, l);
         const __m512 d = load_f16x16(b.d), dm = load_f16x16(b.dmin);

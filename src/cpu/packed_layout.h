@@ -14,21 +14,27 @@ constexpr int kPR = kPackRows;
 
 // Q4_K / Q5_K: qs[p][k][r][i]: low nibble = q[r][64p + 4k + i] (sub-block 2p), high nibble =
 // q[r][64p + 32 + 4k + i] (sub-block 2p + 1); Q5_K adds qh[j/4 .. ][k][r][i] bits (see below).
+// The eight 6-bit scales and mins of each row stay 6-bit (12 bytes a row, as in the GGUF block, so
+// the packed group reads no more bytes than the file's rows), in three words w[0..2][r] laid out for
+// the kernels (see packed_q45_scales.h):
+//   w[0] byte j (j < 4) bits 0..5: sc[j];  w[1] byte j bits 0..5: sc[4 + j];
+//   w[2] bits 4p .. 4p + 3: mn[2p] & 15, bits 16 + 4p .. 19 + 4p: mn[2p + 1] & 15 (p < 4);
+//   w[0] bits 6-7 / 22-23 / 14-15 / 30-31: mn[0] / mn[1] / mn[2] / mn[3] >> 4; w[1] likewise mn[4..7].
 struct PQ4K {
     uint16_t d[kPR], dmin[kPR];
-    uint8_t sc[8][kPR], mn[8][kPR];
+    uint32_t w[3][kPR];
     uint8_t qs[4][8][kPR][4];
 };
-static_assert(sizeof(PQ4K) == 2368);
+static_assert(sizeof(PQ4K) == 2304 && sizeof(PQ4K) == 16 * 144);
 
 // Q5_K: as Q4_K plus the fifth bits: qh[k][r][i] bit j = bit 4 of q[r][32j + 4k + i].
 struct PQ5K {
     uint16_t d[kPR], dmin[kPR];
-    uint8_t sc[8][kPR], mn[8][kPR];
+    uint32_t w[3][kPR];
     uint8_t qs[4][8][kPR][4];
     uint8_t qh[8][kPR][4];
 };
-static_assert(sizeof(PQ5K) == 2880);
+static_assert(sizeof(PQ5K) == 2816 && sizeof(PQ5K) == 16 * 176);
 
 // Q6_K (u = q + 32 in 0..63): ql as Q4_K's qs (low 4 bits), qh[g][k][r][i] bits 2t..2t+1 = bits 4..5 of
 // u[r][128g + 32t + 4k + i]; sc[k16][r] the int8 scale of elements 16 k16 ..
@@ -53,8 +59,9 @@ static_assert(sizeof(PQ80x2) == 1088 && sizeof(PQ80x2) % 64 == 0 && offsetof(PQ8
 struct ActQ8K {
     int8_t qs[256];
     float d;
-    int16_t bsums[16];  // sums of groups of 16
-    uint8_t pad[28];
+    int16_t bsums[16];   // sums of groups of 16
+    int16_t bsum32[8];   // sums of groups of 32 (the Q4_K / Q5_K sub-blocks)
+    uint8_t pad[12];
 };
 static_assert(sizeof(ActQ8K) == 320);
 
