@@ -39,19 +39,22 @@ ThreadPool::~ThreadPool() {
     for (auto& t : threads_) t.join();
 }
 
-bool ThreadPool::claim_from(int range, uint64_t gbits, bool from_end, int64_t* task) {
+bool ThreadPool::claim_from(int range, uint64_t gbits, bool from_end, int64_t* begin, int64_t* end) {
     std::atomic<uint64_t>& w = shares_[range].claim;
     uint64_t v = w.load(std::memory_order_acquire);
     for (;;) {
         if ((v >> (2 * kTaskBits)) != gbits) return false;  // that job is over
-        const int64_t end = (int64_t)((v >> kTaskBits) & kTaskMask);
+        const int64_t e = (int64_t)((v >> kTaskBits) & kTaskMask);
         const int64_t t = (int64_t)(v & kTaskMask);
-        if (t >= end) return false;
-        // The owner takes the share's first task, a thief its last: the owner's stream stays
-        // sequential to the end of what it keeps.
-        const uint64_t next = from_end ? v - (1ull << kTaskBits) : v + 1;
+        if (t >= e) return false;
+        // A quarter of what is left (at least one task): few claims while much is left, single
+        // tasks at the end. The owner takes from the front of its share, a thief from the back, so
+        // the owner's stream stays sequential to the end of what it keeps.
+        const int64_t k = std::max<int64_t>(1, (e - t) / 4);
+        const uint64_t next = from_end ? v - ((uint64_t)k << kTaskBits) : v + (uint64_t)k;
         if (w.compare_exchange_weak(v, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
-            *task = from_end ? end - 1 : t;
+            *begin = from_end ? e - k : t;
+            *end = from_end ? e : t + k;
             return true;
         }
     }
@@ -62,16 +65,16 @@ void ThreadPool::work(uint64_t gen, int ith) {
     // Own share first, then the others' (from their ends).
     for (int k = 0; k < n_threads_; ++k) {
         const int range = (ith + k) % n_threads_;
-        int64_t t;
-        while (claim_from(range, gbits, k != 0, &t)) {
-            // Task t of job gen is ours: the job cannot finish (nor fn_, n_tasks_ change) before we
-            // report it done.
+        int64_t b, e;
+        while (claim_from(range, gbits, k != 0, &b, &e)) {
+            // Tasks [b, e) of job gen are ours: the job cannot finish (nor fn_, n_tasks_ change)
+            // before we report them done.
             const int64_t n = n_tasks_;
             t_in_task = true;
-            (*fn_)(t);
+            (*fn_)(b, e);
             t_in_task = false;
             std::atomic<int64_t>& d = done_[ith].n;
-            d.store(d.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+            d.store(d.load(std::memory_order_relaxed) + (e - b), std::memory_order_release);
             // A sleeping caller is woken by whoever sees the job complete; one that misses this
             // (its flag not yet visible) wakes from its timed wait.
             if (caller_waiting_.load(std::memory_order_relaxed) && done_total() >= n) {
@@ -147,9 +150,15 @@ void ThreadPool::worker(int ith) {
 }
 
 void ThreadPool::run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
+    run_ranges(n_tasks, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) fn(t);
+    });
+}
+
+void ThreadPool::run_ranges(int64_t n_tasks, const std::function<void(int64_t, int64_t)>& fn) {
     if (n_tasks <= 0) return;
     if (n_threads_ == 1 || n_tasks == 1 || t_in_task) {
-        for (int64_t t = 0; t < n_tasks; ++t) fn(t);
+        fn(0, n_tasks);
         return;
     }
     YITI_ASSERT(n_tasks <= kMaxTasks);

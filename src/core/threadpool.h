@@ -33,6 +33,11 @@ public:
     // when all calls have returned. fn must not throw. Calls from inside a task run inline.
     void run_tasks(int64_t n_tasks, const std::function<void(int64_t)>& fn);
 
+    // As run_tasks, with the tasks handed out as ranges: fn(begin, end) runs tasks [begin, end).
+    // A thread claims a quarter of what is left of a share at a time, so tasks can be small (a
+    // job's tail is then one small task) without a claim per task.
+    void run_ranges(int64_t n_tasks, const std::function<void(int64_t, int64_t)>& fn);
+
     // Runs fn(ith, nth) once for every ith in [0, nth) (nth = size()), returns when all are done.
     // Each ith runs once, but not necessarily on its own thread. fn must not throw.
     void run(const std::function<void(int ith, int nth)>& fn);
@@ -60,7 +65,7 @@ private:
     // `seen` is published, (else) wait_tasks tasks of the current job are done.
     void idle_prefetch(int ith, uint32_t seen, int64_t wait_tasks);
     void work(uint64_t gen, int ith);  // claims and runs tasks of job `gen` until none are left
-    bool claim_from(int range, uint64_t gbits, bool from_end, int64_t* task);
+    bool claim_from(int range, uint64_t gbits, bool from_end, int64_t* begin, int64_t* end);
 
     // A share's claim word: generation (24 bits) | end of the share (20 bits) | next task (20 bits).
     static constexpr int kTaskBits = 20;
@@ -90,7 +95,7 @@ private:
     std::atomic<uint64_t> hint_gen_{0};
     int64_t n_tasks_ = 0;
     alignas(64) std::atomic<uint32_t> published_{0};  // generation of the current job
-    const std::function<void(int64_t)>* fn_ = nullptr;
+    const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
     uint32_t gen_ = 0;  // caller side
     std::mutex mu_;
     std::condition_variable cv_;       // workers sleep here between jobs

@@ -297,6 +297,10 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
         int64_t rows = (int64_t)(per_task / per_row);
         rows = std::clamp<int64_t>((rows + unit - 1) / unit * unit, unit, (p.n_out + unit - 1) / unit * unit);
         if (!p.pk) rows = std::min<int64_t>(rows, 64);
+        // Decode over packed weights: one group per task. The pool hands a thread a quarter of what
+        // is left of its share per claim, so this costs few claims, and a job's tail is one group
+        // (2048-row products, 2 threads: the gap between the threads' last tasks 6.4 -> 0.9 us).
+        if (p.pk && !p.amx) rows = kPackRows;
         p.row_unit = rows;
         p.n_row_tasks = (p.n_out + rows - 1) / rows;
         p.n_col_tasks = (p.n_tokens + p.col_unit - 1) / p.col_unit;
@@ -356,7 +360,9 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
             glu_tile(p.y, u.y, (size_t)p.n_out, r0, r1, c0, c1);
         }
     };
-    pool.run_tasks(n_tasks, run_task);
+    pool.run_ranges(n_tasks, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) run_task(t);
+    });
     for (size_t j = 0; j + 1 < plans.size(); ++j)
         if (plans[j].glu == 3) glu_tile(plans[j].y, plans[j + 1].y, (size_t)plans[j].n_out, 0, plans[j].n_out, 0, plans[j].n_tokens);
 }
