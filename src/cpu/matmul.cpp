@@ -343,25 +343,40 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
                                  p.xq + (size_t)c * p.ld_x);
         }
     };
-    auto run_task = [&](int64_t task) {
+    // Runs tasks [task, end) of one plan (from `task`, as many as are in its plan and before `end`);
+    // returns the next task. Whole-column tasks in a row are one tile (one call per kernel).
+    auto run_span = [&](int64_t task, int64_t end) -> int64_t {
         // The plan of the task: the last with first_task <= task (ups of fused pairs have none).
         size_t j = 0;
         while (j + 1 < plans.size() && plans[j + 1].first_task <= task) ++j;
         while (plans[j].glu == 2) --j;
         const JobPlan& p = plans[j];
         const int64_t t = task - p.first_task;
-        // Column tiles vary fastest: neighbouring tasks share weight rows.
-        const int64_t r0 = (t / p.n_col_tasks) * p.row_unit, c0 = (t % p.n_col_tasks) * p.col_unit;
-        const int64_t r1 = std::min(p.n_out, r0 + p.row_unit), c1 = std::min(p.n_tokens, c0 + p.col_unit);
+        int64_t r0, r1, c0, c1, next;
+        if (p.n_col_tasks == 1) {
+            next = std::min(end, p.first_task + p.n_row_tasks);
+            r0 = t * p.row_unit;
+            r1 = std::min(p.n_out, (next - p.first_task) * p.row_unit);
+            c0 = 0;
+            c1 = p.n_tokens;
+        } else {
+            // Column tiles vary fastest: neighbouring tasks share weight rows.
+            next = task + 1;
+            r0 = (t / p.n_col_tasks) * p.row_unit;
+            c0 = (t % p.n_col_tasks) * p.col_unit;
+            r1 = std::min(p.n_out, r0 + p.row_unit);
+            c1 = std::min(p.n_tokens, c0 + p.col_unit);
+        }
         run_tile(p, r0, r1, c0, c1);
         if (p.glu == 1) {
             const JobPlan& u = plans[j + 1];
             run_tile(u, r0, r1, c0, c1);
             glu_tile(p.y, u.y, (size_t)p.n_out, r0, r1, c0, c1);
         }
+        return next;
     };
     pool.run_ranges(n_tasks, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) run_task(t);
+        while (b < e) b = run_span(b, e);
     });
     for (size_t j = 0; j + 1 < plans.size(); ++j)
         if (plans[j].glu == 3) glu_tile(plans[j].y, plans[j + 1].y, (size_t)plans[j].n_out, 0, plans[j].n_out, 0, plans[j].n_tokens);
