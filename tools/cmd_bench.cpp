@@ -85,8 +85,6 @@ int cmd_bench(int argc, char** argv) {
     const int nt = s.runtime().n_threads();
     const int64_t V = s.n_vocab();
 
-    MemBwResult bw;
-    if (!no_membw) bw = measure_read_bandwidth(s.runtime().pool(), (size_t)membw_mib << 20);
 
     std::mt19937 rng(42);
     auto random_tokens = [&](int64_t n) {
@@ -138,6 +136,13 @@ int cmd_bench(int argc, char** argv) {
         }
         results.push_back(r);
     }
+
+    // The machine's read bandwidth, measured after the tests: measured before them (right after the
+    // model's load), its 2 GiB buffer slowed the generation test that followed (tinyllama-Q4_K_M
+    // tg128, 7 paired runs: median 47.4 against 49.5 t/s without it; the model's huge pages stay),
+    // and it read lower itself (37.0-37.4 against 38.6-39.4 GB/s after the tests, same hour).
+    MemBwResult bw;
+    if (!no_membw) bw = measure_read_bandwidth(s.runtime().pool(), (size_t)membw_mib << 20);
 
     const auto& hp = m->hparams();
     const std::string isa = cpu::isa_name(cpu::cpu_best_isa());
