@@ -128,7 +128,9 @@ int64_t ThreadPool::done_total() const {
 }
 
 void ThreadPool::worker(int ith) {
-    uint32_t seen = published_.load(std::memory_order_acquire);
+    // The generation at construction (0), not the one when this thread first runs: a job published
+    // before the thread got going would otherwise look old to it, and it would sleep through it.
+    uint32_t seen = 0;
     for (;;) {
         idle_prefetch(ith, seen, -1);
         uint32_t g = published_.load(std::memory_order_acquire);

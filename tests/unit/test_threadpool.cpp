@@ -34,6 +34,33 @@ TEST(ThreadPool, EveryTaskOnce) {
     }
 }
 
+// Ranges: non-empty, inside [0, n), together every task once; a slow thread's share is taken over
+// (from its end) by the others, so no share waits on its owner.
+TEST(ThreadPool, RangesCoverEveryTaskOnce) {
+    for (int nt : {1, 2, 3, 8}) {
+        ThreadPool pool(nt);
+        for (int64_t n : {1, 2, 7, 64, 1000, 100000}) {
+            std::vector<std::atomic<int>> hits((size_t)n);
+            std::atomic<int> bad{0};
+            pool.run_ranges(n, [&](int64_t b, int64_t e) {
+                if (!(0 <= b && b < e && e <= n)) bad.fetch_add(1);
+                for (int64_t t = b; t < e && t < n; ++t) hits[(size_t)t].fetch_add(1);
+            });
+            ASSERT_EQ(bad.load(), 0) << nt << " threads, " << n << " tasks";
+            for (int64_t t = 0; t < n; ++t) ASSERT_EQ(hits[(size_t)t].load(), 1) << nt << " threads, task " << t;
+        }
+    }
+    ThreadPool pool(2);
+    std::atomic<int64_t> by_caller{0};
+    const auto caller = std::this_thread::get_id();
+    pool.run_ranges(64, [&](int64_t b, int64_t e) {
+        // The worker's tasks are slow: the caller, done with its own share, takes the rest of the worker's.
+        if (std::this_thread::get_id() != caller) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        else by_caller.fetch_add(e - b);
+    });
+    EXPECT_GT(by_caller.load(), 32);
+}
+
 TEST(ThreadPool, NestedCallsRunInline) {
     ThreadPool pool(4);
     std::atomic<int> total{0};
