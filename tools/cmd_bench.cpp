@@ -85,7 +85,6 @@ int cmd_bench(int argc, char** argv) {
     const int nt = s.runtime().n_threads();
     const int64_t V = s.n_vocab();
 
-
     std::mt19937 rng(42);
     auto random_tokens = [&](int64_t n) {
         std::vector<int32_t> t((size_t)n);

@@ -49,8 +49,7 @@ public:
     // Memory the next jobs will stream, per thread: a thread that runs out of tasks (the tail of a
     // job, or the serial stretch between two jobs) prefetches its ranges into its L2 cache until the
     // next job arrives, instead of idling; each hint is prefetched once per thread, over as many idle
-    // stretches as it takes. Prefetches never fault,
-    // so a stale hint costs nothing but bandwidth.
+    // stretches as it takes. Prefetches never fault, so a stale hint costs nothing but bandwidth.
     static constexpr int kHintRanges = 4;
     struct HintRange {
         const void* p = nullptr;

@@ -284,7 +284,8 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
     // Tasks: about 16 per thread, none smaller than ~256K multiply-adds.
     double total = 0;
     for (auto& p : plans) total += (double)p.n_out * (double)p.n_tokens * (double)p.n_in;
-    // YITI_TASKS_PER_THREAD: an experiment switch (decode measured within noise from 2 to 16).
+    // YITI_TASKS_PER_THREAD: an experiment switch (decode measured within noise from 2 to 16 before
+    // packed decode moved to one-group tasks; it now sizes prompt passes and unpacked weights' tasks).
     static const double k_tpt = getenv("YITI_TASKS_PER_THREAD") ? std::max(1.0, atof(getenv("YITI_TASKS_PER_THREAD"))) : 16.0;
     const double per_task = std::max(total / (k_tpt * pool.size()), 262144.0);
     int64_t n_tasks = 0;
@@ -293,14 +294,15 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
         p.amx = p.pk && p.pk->gemm_amx && p.n_tokens >= k_amx_min_cols;
         const int64_t amx_cols = p.w->type == DType::Q8_0 ? k_amx_col_tile_q8_0 : k_amx_col_tile;
         p.col_unit = std::min<int64_t>(p.n_tokens, p.amx ? amx_cols : k_col_tile);
-        const double per_row = (double)p.col_unit * (double)p.n_in;
-        int64_t rows = (int64_t)(per_task / per_row);
-        rows = std::clamp<int64_t>((rows + unit - 1) / unit * unit, unit, (p.n_out + unit - 1) / unit * unit);
-        if (!p.pk) rows = std::min<int64_t>(rows, 64);
+        int64_t rows = unit;
         // Decode over packed weights: one group per task. The pool hands a thread a quarter of what
         // is left of its share per claim, so this costs few claims, and a job's tail is one group
         // (2048-row products, 2 threads: the gap between the threads' last tasks 6.4 -> 0.9 us).
-        if (p.pk && !p.amx) rows = kPackRows;
+        if (!p.pk || p.amx) {
+            rows = (int64_t)(per_task / ((double)p.col_unit * (double)p.n_in));
+            rows = std::clamp<int64_t>((rows + unit - 1) / unit * unit, unit, (p.n_out + unit - 1) / unit * unit);
+            if (!p.pk) rows = std::min<int64_t>(rows, 64);
+        }
         p.row_unit = rows;
         p.n_row_tasks = (p.n_out + rows - 1) / rows;
         p.n_col_tasks = (p.n_tokens + p.col_unit - 1) / p.col_unit;

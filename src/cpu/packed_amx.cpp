@@ -164,13 +164,14 @@ void convert_q45(const uint8_t* group, int64_t nb, uint8_t* planes) {
         const Q45Scales scl(b.w);
         const __m512i sc[8] = {scl.sc<0>(), scl.sc<1>(), scl.sc<2>(), scl.sc<3>(),
                                scl.sc<4>(), scl.sc<5>(), scl.sc<6>(), scl.sc<7>()};
-        const __m512i mn[8] = {scl.mn<0>(), scl.mn<1>(), scl.mn<2>(), scl.mn<3>(),
-                               scl.mn<4>(), scl.mn<5>(), scl.mn<6>(), scl.mn<7>()};
+        const __m512i mp[4] = {scl.mn_pair<0>(), scl.mn_pair<1>(), scl.mn_pair<2>(), scl.mn_pair<3>()};
+        const __m512i m16 = _mm512_set1_epi32(0xFFFF);
         for (int p = 0; p < 4; ++p) {
             __m512i ea, oa, eb, ob;
             row_multipliers_lanes(sc[2 * p], &ea, &oa);
             row_multipliers_lanes(sc[2 * p + 1], &eb, &ob);
-            const __m512i ma = row_bytes4(mn[2 * p]), mb = row_bytes4(mn[2 * p + 1]);
+            // mn[2p] and mn[2p + 1]: the low and high halves of the step's min pair.
+            const __m512i ma = row_bytes4(_mm512_and_si512(mp[p], m16)), mb = row_bytes4(_mm512_srli_epi32(mp[p], 16));
             uint8_t* lo_p = pl + (size_t)p * kPlaneStep;
             uint8_t* hi_p = pl + (size_t)(4 + p) * kPlaneStep;
             uint8_t* mn_p = pl + (size_t)(8 + p) * kPlaneStep;

@@ -67,6 +67,13 @@ inline void scale_min_k4(int j, const uint8_t* s, int* sc, int* mn) {
 // ------------------------------------------------------------------------------------------------
 // Packing (scalar; runs once at load)
 
+// A Q4_K / Q5_K row's 12 scale bytes into lane r of the packed group's scale words.
+void pack_k4_scales(const uint8_t* scales, uint32_t (*w)[kPR], int r) {
+    int sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) scale_min_k4(j, scales, &sc[j], &mn[j]);
+    pack_q45_scales(sc, mn, w, r);
+}
+
 template <class P>
 size_t group_bytes_k(int64_t n_in) {
     return (size_t)(n_in / QK_K) * sizeof(P);
@@ -82,9 +89,7 @@ void pack_q4_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
             const block_q4_K& b = ((const block_q4_K*)((const uint8_t*)src + (size_t)r * ld))[i];
             o.d[r] = b.d;
             o.dmin[r] = b.dmin;
-            int sc[8], mn[8];
-            for (int j = 0; j < 8; ++j) scale_min_k4(j, b.scales, &sc[j], &mn[j]);
-            pack_q45_scales(sc, mn, o.w, r);
+            pack_k4_scales(b.scales, o.w, r);
             // Source: elements 64p + l (l < 32) are the low nibbles of qs[32p + l], 64p + 32 + l the high.
             for (int p = 0; p < 4; ++p)
                 for (int k = 0; k < 8; ++k)
@@ -103,9 +108,7 @@ void pack_q5_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
             const block_q5_K& b = ((const block_q5_K*)((const uint8_t*)src + (size_t)r * ld))[i];
             o.d[r] = b.d;
             o.dmin[r] = b.dmin;
-            int sc[8], mn[8];
-            for (int j = 0; j < 8; ++j) scale_min_k4(j, b.scales, &sc[j], &mn[j]);
-            pack_q45_scales(sc, mn, o.w, r);
+            pack_k4_scales(b.scales, o.w, r);
             for (int p = 0; p < 4; ++p)
                 for (int k = 0; k < 8; ++k)
                     for (int t = 0; t < 4; ++t) o.qs[p][k][r][t] = b.qs[32 * p + 4 * k + t];
@@ -287,8 +290,7 @@ inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* 
     }
 }
 
-// Q6_K: bits 4..5 of sub-block j = 4g + t come from qh[g] at bit 2t.
-// Q6_K sub-block j = 4g + t (32 elements): u = lo + 16 hi. No shifts per load: the low nibble is
+// Q6_K sub-block j = 4g + t (32 elements): u = lo + 16 hi, bits 4..5 from qh[g] at bit 2t. No shifts per load: the low nibble is
 // masked in place (16 x its value for odd j, in the byte's high nibble), the two high bits too (at
 // bits 2t..2t+1, 4^t x their value), each dotted separately; the exact integer sums are scaled once
 // per half sub-block (the same integers as u . x, so the same results as before).

@@ -27,11 +27,6 @@ struct Q45Scales {
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(p < 2 ? w0 : w1, p % 2 ? 10 : 2), _mm512_set1_epi32(0x00300030));
         return _mm512_or_si512(lo, hi);
     }
-    // mn[j] of every row, as int32.
-    template <int j>
-    __m512i mn() const {
-        return _mm512_and_si512(_mm512_srli_epi32(mn_pair<j / 2>(), 16 * (j % 2)), _mm512_set1_epi32(63));
-    }
 };
 
 // Packs one row's scales and mins (6-bit values) into lane r of w.
