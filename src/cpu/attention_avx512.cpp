@@ -1,4 +1,4 @@
-// AVX-512 attention over the paged cache (see cpu::attention in ops.h) and vectorized SiLU.
+// AVX-512 attention over the paged cache (see cpu::attention in ops.h).
 //
 // Work items are (sequence, KV head, chunk of its tokens, at least 64 query rows): each cache block's K
 // rows are converted and transposed (16 x 16 tiles in registers) once for all the chunk's query rows,
@@ -49,22 +49,6 @@ struct Scratch {
 thread_local Scratch t_scratch;
 
 }  // namespace
-
-void silu_mul_avx512(float* gate, const float* up, int64_t n) {
-    int64_t i = 0;
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (; i + 16 <= n; i += 16) {
-        const __m512 g = _mm512_loadu_ps(gate + i);
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
-        _mm512_storeu_ps(gate + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
-    }
-    if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
-        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, up + i)));
-    }
-}
 
 namespace {
 

@@ -10,9 +10,13 @@ namespace yiti::cpu {
 // AVX-512 attention (attention_avx512.cpp); false when the shapes or cache type need the generic path.
 bool attention_avx512(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il,
                       const std::vector<AttnSeq>& seqs, const float* q, float* out);
-void silu_mul_avx512(float* gate, const float* up, int64_t n);
 bool attention_dense_avx512(ThreadPool& pool, const AttnParams& p, const DenseKV& kv, int64_t n_tok, int32_t pos0,
                             const float* q, float* out);
 void axpy_avx512(float a, const float* x, float* y, int64_t n);
+// The generic loops (ops.cpp) and their AVX-512 forms (ops_avx512.cpp), which give the same bits.
+void silu_mul_generic(float* gate, const float* up, int64_t n);
+void rms_norm_generic(const float* x, const float* weight, int64_t n, float eps, float* out);
+void silu_mul_avx512(float* gate, const float* up, int64_t n);
+void rms_norm_avx512(const float* x, const float* weight, int64_t n, float eps, float* out);
 
 }  // namespace yiti::cpu

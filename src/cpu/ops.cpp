@@ -53,6 +53,11 @@ void get_rows(const Tensor& w, const int32_t* ids, int64_t n, float* out) {
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
+    (avx512 ? rms_norm_avx512 : rms_norm_generic)(x, weight, n, eps, out);
+}
+
+void rms_norm_generic(const float* x, const float* weight, int64_t n, float eps, float* out) {
     // Eight partial sums (a single chain of dependent double adds made this a serial 2 us per
     // 2048-wide row in decode, where the pool waits on it).
     double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -71,6 +76,11 @@ void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n) {
 }
 
 void silu_mul(float* gate, const float* up, int64_t n) {
+    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
+    (avx512 ? silu_mul_avx512 : silu_mul_generic)(gate, up, n);
+}
+
+void silu_mul_generic(float* gate, const float* up, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
         const float g = gate[i];
         gate[i] = g / (1.0f + std::exp(-g)) * up[i];
