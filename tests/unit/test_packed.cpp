@@ -161,12 +161,15 @@ TEST(Packed, SlicesAndJobs) {
 // tiles (different types), row-gathered inputs (MoE experts), one and many columns, exact mode.
 TEST(Packed, GluJobsMatchProductsThenSilu) {
     ThreadPool pool(2);
-    const int64_t n_in = 512, n_ff = 96, n_all = 70;
+    // Below 16 tokens the pairs run as separate products and silu follows the run (inline, or over
+    // the pool from 16384 values: n_ff 1536 x 12 tokens); from 16 they share tiles.
+    for (const int64_t n_ff : {int64_t(96), int64_t(1536)}) {
+    const int64_t n_in = 512, n_all = 70;
     PackedMatrix g4 = make_matrix(DType::Q4_K, n_in, n_ff, 2, 31), u4 = make_matrix(DType::Q4_K, n_in, n_ff, 2, 32);
     PackedMatrix u8 = make_matrix(DType::Q8_0, n_in, n_ff, 1, 33), gf = make_matrix(DType::F16, n_in, n_ff, 1, 34);
     const auto x = random_x(n_in * n_all, 35);
     for (bool exact : {false, true})
-        for (int64_t n_tok : {int64_t(1), int64_t(5), n_all}) {
+        for (int64_t n_tok : {int64_t(1), int64_t(5), int64_t(12), n_all}) {
             std::vector<int32_t> rows;  // a gathered subset, out of order
             for (int32_t r = (int32_t)n_tok - 1; r >= 0; r -= 3) rows.push_back(r);
             const Tensor ga = g4.t.slice2(0), ua = u4.t.slice2(0), gb = g4.t.slice2(1), ub = u4.t.slice2(1);
@@ -198,8 +201,9 @@ TEST(Packed, GluJobsMatchProductsThenSilu) {
             cpu::matmul_glu_jobs(pool, jobs.data(), jobs.size(), exact);
             for (int i = 0; i < 4; ++i)
                 EXPECT_EQ(0, memcmp(ref[2 * i].data(), y[2 * i].data(), y[2 * i].size() * sizeof(float)))
-                    << "pair " << i << " n_tok " << n_tok << (exact ? " exact" : "");
+                    << "pair " << i << " n_ff " << n_ff << " n_tok " << n_tok << (exact ? " exact" : "");
         }
+    }
 }
 
 // Rough single-thread speed of the packed kernels (run with --gtest_also_run_disabled_tests):
