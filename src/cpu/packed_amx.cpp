@@ -299,12 +299,13 @@ void gemm_amx_q45(int64_t n, float* s, size_t ld_s, const void* group, int nr, c
 
 void convert_q6(const uint8_t* group, int64_t nb, uint8_t* planes) {
     const PQ6K* B = (const PQ6K*)group;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0C), m30 = _mm512_set1_epi8(0x30);
+    const __m512i m3f = _mm512_set1_epi8(0x3F);
     for (int64_t i = 0; i < nb; ++i) {
         const PQ6K& b = B[i];
         uint8_t* pl = planes + (size_t)i * kKBlockPlanes2;
         for (int j = 0; j < 8; ++j) {
-            const int p = j / 2, g = j / 4, t = j % 4;
+            const int g = j / 4, role = j % 4;  // role 2: the sub-block spread over bits 6..7 of the lines
             __m512i e0, o0, e1, o1;
             row_multipliers(b.sc[2 * j], &e0, &o0, true);
             row_multipliers(b.sc[2 * j + 1], &e1, &o1, true);
@@ -317,17 +318,16 @@ void convert_q6(const uint8_t* group, int64_t nb, uint8_t* planes) {
             uint8_t* lo_p = pl + (size_t)(j / 2) * kPlaneStep + (size_t)(j % 2) * 8 * 64;
             uint8_t* hi_p = lo_p + 4 * kPlaneStep;
             for (int k = 0; k < 8; ++k) {
-                const __m512i l = _mm512_loadu_si512(b.ql[p][k]);
-                const __m512i lo4 = (j & 1) ? _mm512_and_si512(_mm512_srli_epi16(l, 4), m4) : _mm512_and_si512(l, m4);
-                const __m512i h = _mm512_loadu_si512(b.qh[g][k]);
-                __m512i hb;
-                switch (t) {
-                    case 0: hb = _mm512_and_si512(_mm512_slli_epi16(h, 4), m30); break;
-                    case 1: hb = _mm512_and_si512(_mm512_slli_epi16(h, 2), m30); break;
-                    case 2: hb = _mm512_and_si512(h, m30); break;
-                    default: hb = _mm512_and_si512(_mm512_srli_epi16(h, 2), m30); break;
+                __m512i u;
+                if (role == 2) {  // bits 6..7 of the three lines: u's bits 0..1, 2..3, 4..5
+                    const __m512i l0 = _mm512_loadu_si512(b.q[g][k][0]), l1 = _mm512_loadu_si512(b.q[g][k][1]);
+                    const __m512i l2 = _mm512_loadu_si512(b.q[g][k][2]);
+                    u = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 6), m03),
+                                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m0c),
+                                                        _mm512_and_si512(_mm512_srli_epi16(l2, 2), m30)));
+                } else {
+                    u = _mm512_and_si512(_mm512_loadu_si512(b.q[g][k][role == 3 ? 2 : role]), m3f);
                 }
-                const __m512i u = _mm512_or_si512(lo4, hb);
                 __m512i lo, hi;
                 if (k < 4) split_product<6>(u, e0, o0, off0, &lo, &hi);
                 else split_product<6>(u, e1, o1, off1, &lo, &hi);

@@ -43,9 +43,10 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 // requests in flight for a core to reach (measured) 10-20% more bandwidth than the hardware
 // prefetchers alone give it. Inline asm: GCC silently drops _mm_prefetch here.
 // Two distances: into L1 ~1.5 KB ahead, and into L2 further ahead, by type (Packed.DISABLED_Stream,
-// 2 threads, 3 interleaved runs of 4096/6144/8192 bytes: Q4_K/Q5_K best at 6 KB, Q6_K at 8 KB, Q8_0
-// at 4 KB; Q8_0 gained ~4% from having the far prefetch at all).
-constexpr size_t kPrefetchNear = 1536, kFarQ45 = 6144, kFarQ6 = 8192, kFarQ8 = 4096;
+// 2 threads, 3 interleaved runs of 4096/6144/8192 bytes: Q4_K/Q5_K best at 6 KB, Q8_0 at 4 KB; Q8_0
+// gained ~4% from having the far prefetch at all. Q6_K's three-line layout, 2 runs of 4/6/8/12 KB:
+// 31.3-31.6 / 30.0 / 29.7-29.8 / 29.7-29.8 GB/s).
+constexpr size_t kPrefetchNear = 1536, kFarQ45 = 6144, kFarQ6 = 4096, kFarQ8 = 4096;
 // Line l of the block at p: into L1 kPrefetchNear ahead and into L2 Far ahead.
 template <size_t Far>
 inline void pf_line(const char* p, size_t l) {
@@ -138,16 +139,14 @@ void pack_q6_K(const void* src, size_t ld, int nr, void* dst, int64_t n_in) {
                 const int high = (b.qh[32 * h + l] >> (2 * j)) & 3;
                 u[e] = (uint8_t)(low | (high << 4));
             }
-            for (int p = 0; p < 4; ++p)
-                for (int k = 0; k < 8; ++k)
-                    for (int t = 0; t < 4; ++t)
-                        o.ql[p][k][r][t] = (uint8_t)((u[64 * p + 4 * k + t] & 15) | ((u[64 * p + 32 + 4 * k + t] & 15) << 4));
             for (int g = 0; g < 2; ++g)
                 for (int k = 0; k < 8; ++k)
                     for (int t = 0; t < 4; ++t) {
-                        int v = 0;
-                        for (int s = 0; s < 4; ++s) v |= ((u[128 * g + 32 * s + 4 * k + t] >> 4) & 3) << (2 * s);
-                        o.qh[g][k][r][t] = (uint8_t)v;
+                        const int e = 4 * k + t;
+                        const int c = u[32 * (4 * g + 2) + e];
+                        o.q[g][k][0][r][t] = (uint8_t)(u[32 * (4 * g) + e] | (c & 3) << 6);
+                        o.q[g][k][1][r][t] = (uint8_t)(u[32 * (4 * g + 1) + e] | (c >> 2 & 3) << 6);
+                        o.q[g][k][2][r][t] = (uint8_t)(u[32 * (4 * g + 3) + e] | (c >> 4) << 6);
                     }
         }
     }
@@ -290,52 +289,46 @@ inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* 
     }
 }
 
-// Q6_K sub-block j = 4g + t (32 elements): u = lo + 16 hi, bits 4..5 from qh[g] at bit 2t. No shifts per load: the low nibble is
-// masked in place (16 x its value for odd j, in the byte's high nibble), the two high bits too (at
-// bits 2t..2t+1, 4^t x their value), each dotted separately; the exact integer sums are scaled once
-// per half sub-block (the same integers as u . x, so the same results as before).
-template <int t>
-inline __m512i q6_hi_scale(__m512i dh) {  // sum(4^t hi x) -> 16 sum(hi x)
-    if constexpr (t == 0) return _mm512_slli_epi32(dh, 4);
-    else if constexpr (t == 1) return _mm512_slli_epi32(dh, 2);
-    else if constexpr (t == 2) return dh;
-    else return _mm512_srai_epi32(dh, 2);
-}
-
-template <int NC, int g, int t>
-inline void q6_sub(const PQ6K& b, const ActQ8K* const* xs, int64_t i, __m512i* isum) {
-    constexpr int j = 4 * g + t, p = j / 2;
+// Q6_K, half h (16 elements) of the four sub-blocks 4g .. 4g + 3: the three lines of each k give
+// u of sub-blocks 4g, 4g + 1, 4g + 3 (bits 0..5) and, in their bits 6..7, 64 x the three 2-bit parts of
+// sub-block 4g + 2, each dotted in place and combined exactly (sum / 64 is exact) before its scale.
+template <int NC, int g, int h>
+inline void q6_half(const PQ6K& b, const ActQ8K* const* xs, int64_t i, __m512i* isum) {
+    constexpr int jA = 4 * g, jB = 4 * g + 1, jC = 4 * g + 2, jD = 4 * g + 3;
     constexpr size_t kLines = (sizeof(PQ6K) + 63) / 64;
-    const __m512i m_lo = _mm512_set1_epi8((j & 1) ? (char)0xF0 : (char)0x0F);
-    const __m512i m_hi = _mm512_set1_epi8((char)(3 << (2 * t)));
-    __m512i l0[NC], l1[NC], h0[NC], h1[NC];
-    for (int c = 0; c < NC; ++c) l0[c] = l1[c] = h0[c] = h1[c] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) {
+    const __m512i m6 = _mm512_set1_epi8(0x3F);
+    __m512i sa[NC], sb[NC], sd[NC], c0[NC], c1[NC], c2[NC];
+    for (int c = 0; c < NC; ++c) sa[c] = sb[c] = sd[c] = c0[c] = c1[c] = c2[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int kk = 0; kk < 4; ++kk) {
+        const int k = 4 * h + kk;
         if constexpr (NC == 1)  // decode: the block's prefetches spread over its loads
-            if ((size_t)(8 * j + k) < kLines) pf_line<kFarQ6>((const char*)&b, (size_t)(8 * j + k));
-        const __m512i lo = _mm512_and_si512(load512(b.ql[p][k]), m_lo);
-        const __m512i hi = _mm512_and_si512(load512(b.qh[g][k]), m_hi);
-        for (int c = 0; c < NC; ++c) {
-            const __m512i xv = bcast32(xs[c][i].qs + 32 * j + 4 * k);
-            if (k < 4) {
-                l0[c] = _mm512_dpbusd_epi32(l0[c], lo, xv);
-                h0[c] = _mm512_dpbusd_epi32(h0[c], hi, xv);
-            } else {
-                l1[c] = _mm512_dpbusd_epi32(l1[c], lo, xv);
-                h1[c] = _mm512_dpbusd_epi32(h1[c], hi, xv);
+            for (int l = 0; l < 3; ++l) {
+                const size_t line = (size_t)(3 * (8 * g + k) + l);
+                if (line < kLines) pf_line<kFarQ6>((const char*)&b, line);
             }
+        const __m512i v0 = load_once(b.q[g][k][0]), v1 = load_once(b.q[g][k][1]), v2 = load_once(b.q[g][k][2]);
+        const __m512i ua = _mm512_and_si512(v0, m6), ub = _mm512_and_si512(v1, m6), ud = _mm512_and_si512(v2, m6);
+        const __m512i e0 = _mm512_andnot_si512(m6, v0), e1 = _mm512_andnot_si512(m6, v1), e2 = _mm512_andnot_si512(m6, v2);
+        for (int c = 0; c < NC; ++c) {
+            const int8_t* x = xs[c][i].qs + 4 * k;
+            sa[c] = _mm512_dpbusd_epi32(sa[c], ua, bcast32(x + 32 * jA));
+            sb[c] = _mm512_dpbusd_epi32(sb[c], ub, bcast32(x + 32 * jB));
+            sd[c] = _mm512_dpbusd_epi32(sd[c], ud, bcast32(x + 32 * jD));
+            const __m512i xc = bcast32(x + 32 * jC);
+            c0[c] = _mm512_dpbusd_epi32(c0[c], e0, xc);
+            c1[c] = _mm512_dpbusd_epi32(c1[c], e1, xc);
+            c2[c] = _mm512_dpbusd_epi32(c2[c], e2, xc);
         }
     }
-    const __m512i s0 = _mm512_cvtepi8_epi32(load128(b.sc[2 * j]));
-    const __m512i s1 = _mm512_cvtepi8_epi32(load128(b.sc[2 * j + 1]));
+    const __m512i scA = _mm512_cvtepi8_epi32(load128(b.sc[2 * jA + h])), scB = _mm512_cvtepi8_epi32(load128(b.sc[2 * jB + h]));
+    const __m512i scC = _mm512_cvtepi8_epi32(load128(b.sc[2 * jC + h])), scD = _mm512_cvtepi8_epi32(load128(b.sc[2 * jD + h]));
     for (int c = 0; c < NC; ++c) {
-        // Odd j: the low nibbles were 16 x their value (exact multiples of 16).
-        const __m512i a0 = (j & 1) ? _mm512_srai_epi32(l0[c], 4) : l0[c];
-        const __m512i a1 = (j & 1) ? _mm512_srai_epi32(l1[c], 4) : l1[c];
-        const __m512i d0 = _mm512_add_epi32(a0, q6_hi_scale<t>(h0[c]));
-        const __m512i d1 = _mm512_add_epi32(a1, q6_hi_scale<t>(h1[c]));
-        isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(d0, s0), _mm512_mullo_epi32(d1, s1)));
+        // 64 x (u of 4g + 2) . x = c0 + 4 c1 + 16 c2 (each a multiple of 64).
+        const __m512i uc = _mm512_srai_epi32(_mm512_add_epi32(c0[c], _mm512_add_epi32(_mm512_slli_epi32(c1[c], 2), _mm512_slli_epi32(c2[c], 4))), 6);
+        const __m512i ab = _mm512_add_epi32(_mm512_mullo_epi32(sa[c], scA), _mm512_mullo_epi32(sb[c], scB));
+        const __m512i cd = _mm512_add_epi32(_mm512_mullo_epi32(uc, scC), _mm512_mullo_epi32(sd[c], scD));
+        isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(ab, cd));
     }
 }
 
@@ -350,14 +343,12 @@ inline void gemm_q6_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* x
         const PQ6K& b = B[i];
         __m512i isum[NC], off[NC];
         for (int c = 0; c < NC; ++c) isum[c] = off[c] = _mm512_setzero_si512();
-        q6_sub<NC, 0, 0>(b, xs, i, isum);
-        q6_sub<NC, 0, 1>(b, xs, i, isum);
-        q6_sub<NC, 0, 2>(b, xs, i, isum);
-        q6_sub<NC, 0, 3>(b, xs, i, isum);
-        q6_sub<NC, 1, 0>(b, xs, i, isum);
-        q6_sub<NC, 1, 1>(b, xs, i, isum);
-        q6_sub<NC, 1, 2>(b, xs, i, isum);
-        q6_sub<NC, 1, 3>(b, xs, i, isum);
+        q6_half<NC, 0, 0>(b, xs, i, isum);
+        q6_half<NC, 0, 1>(b, xs, i, isum);
+        q6_half<NC, 1, 0>(b, xs, i, isum);
+        q6_half<NC, 1, 1>(b, xs, i, isum);
+        if constexpr (NC == 1)
+            for (size_t l = 48; l < (sizeof(PQ6K) + 63) / 64; ++l) pf_line<kFarQ6>((const char*)&b, l);
         // The stored offset: q = u - 32, so isum -= 32 * sum_k sc[k] * bsums[k].
 #pragma GCC unroll 8
         for (int m = 0; m < 8; ++m) {

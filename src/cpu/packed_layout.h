@@ -36,13 +36,17 @@ struct PQ5K {
 };
 static_assert(sizeof(PQ5K) == 2816 && sizeof(PQ5K) == 16 * 176);
 
-// Q6_K (u = q + 32 in 0..63): ql as Q4_K's qs (low 4 bits), qh[g][k][r][i] bits 2t..2t+1 = bits 4..5 of
-// u[r][128g + 32t + 4k + i]; sc[k16][r] the int8 scale of elements 16 k16 ..
+// Q6_K (u = q + 32 in 0..63), sub-blocks j (32 elements) in two sets of four, 4g + 0..3: three lines per
+// set and k hold the 6-bit u of sub-blocks 4g, 4g + 1, 4g + 3 in bits 0..5 and the 2-bit parts of sub-block
+// 4g + 2 in bits 6..7: q[g][k][l][r][i], element e = 4k + i of each sub-block,
+//   l = 0: u[4g][e] | (u[4g + 2][e] & 3) << 6;  l = 1: u[4g + 1][e] | (u[4g + 2][e] >> 2 & 3) << 6;
+//   l = 2: u[4g + 3][e] | (u[4g + 2][e] >> 4) << 6.
+// A kernel reads each line once (the earlier low-nibble / high-bits split had two lines, each read two
+// or four times, and two products per 64 weights). sc[k16][r] is the int8 scale of elements 16 k16 ..
 struct PQ6K {
     uint16_t d[kPR];
     int8_t sc[16][kPR];
-    uint8_t ql[4][8][kPR][4];
-    uint8_t qh[2][8][kPR][4];
+    uint8_t q[2][8][3][kPR][4];
 };
 static_assert(sizeof(PQ6K) == 3360);
 
