@@ -18,5 +18,7 @@ void silu_mul_generic(float* gate, const float* up, int64_t n);
 void rms_norm_generic(const float* x, const float* weight, int64_t n, float eps, float* out);
 void silu_mul_avx512(float* gate, const float* up, int64_t n);
 void rms_norm_avx512(const float* x, const float* weight, int64_t n, float eps, float* out);
+// F32 -> F16 with fp32_to_fp16's results (rounding to nearest even; NaN -> 0x7E00 with its sign).
+void fp32_to_fp16_avx512(const float* src, uint16_t* dst, int64_t n);
 
 }  // namespace yiti::cpu

@@ -110,11 +110,25 @@ float yarn_ramp(float low, float high, int i0) {
     const float y = (i0 / 2 - low) / std::max(0.001f, high - low);
     return 1 - std::min(1.0f, std::max(0.0f, y));
 }
-}  // namespace
 
-void rope(const RopeParams& p, float* x, int64_t n_rows, int n_heads, int64_t head_stride, const int32_t* pos) {
+// The cos / sin of every row's rotation: one table per (parameters, positions), kept per thread, so
+// that the Q and K rows of a pass and all its layers compute it once.
+struct RopeTable {
+    RopeParams p;
+    std::vector<int32_t> pos;
+    std::vector<float> cs;  // [row][n_rot]: cos, sin per pair
+    bool same(const RopeParams& q, const int32_t* ps, int64_t n) const {
+        return (int64_t)pos.size() == n && p.style == q.style && p.n_rot == q.n_rot && p.freq_base == q.freq_base &&
+               p.freq_scale == q.freq_scale && p.ext_factor == q.ext_factor && p.attn_factor == q.attn_factor &&
+               p.beta_fast == q.beta_fast && p.beta_slow == q.beta_slow && p.n_ctx_orig == q.n_ctx_orig &&
+               std::equal(pos.begin(), pos.end(), ps);
+    }
+};
+
+const float* rope_table(const RopeParams& p, const int32_t* pos, int64_t n_rows) {
+    thread_local RopeTable t;
+    if (t.same(p, pos, n_rows)) return t.cs.data();
     const int n_rot = p.n_rot;
-    YITI_ASSERT(n_rot % 2 == 0 && n_rot <= head_stride);
     const float theta_scale = std::pow(p.freq_base, -2.0f / n_rot);
     float corr_dims[2] = {0, 0};
     if (p.ext_factor != 0.0f) {
@@ -123,8 +137,11 @@ void rope(const RopeParams& p, float* x, int64_t n_rows, int n_heads, int64_t he
         corr_dims[0] = std::max(0.0f, start);
         corr_dims[1] = std::min((float)(n_rot - 1), end);
     }
-    std::vector<float> cs((size_t)n_rot);  // cos, sin per pair
+    t.p = p;
+    t.pos.assign(pos, pos + n_rows);
+    t.cs.resize((size_t)(n_rows * n_rot));
     for (int64_t r = 0; r < n_rows; ++r) {
+        float* cs = t.cs.data() + r * n_rot;
         float theta_extrap = (float)pos[r];
         for (int i0 = 0; i0 < n_rot; i0 += 2) {
             const float theta_interp = p.freq_scale * theta_extrap;
@@ -139,6 +156,17 @@ void rope(const RopeParams& p, float* x, int64_t n_rows, int n_heads, int64_t he
             cs[i0 + 1] = std::sin(theta) * mscale;
             theta_extrap *= theta_scale;
         }
+    }
+    return t.cs.data();
+}
+}  // namespace
+
+void rope(const RopeParams& p, float* x, int64_t n_rows, int n_heads, int64_t head_stride, const int32_t* pos) {
+    const int n_rot = p.n_rot;
+    YITI_ASSERT(n_rot % 2 == 0 && n_rot <= head_stride);
+    const float* table = rope_table(p, pos, n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const float* cs = table + r * n_rot;
         for (int h = 0; h < n_heads; ++h) {
             float* v = x + (r * n_heads + h) * head_stride;
             for (int i0 = 0; i0 < n_rot; i0 += 2) {
@@ -162,6 +190,11 @@ void store_kv_row(DType type, const float* src, uint8_t* dst, int64_t n) {
     }
     YITI_ASSERT(type == DType::F16);
     uint16_t* d = (uint16_t*)dst;
+    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
+    if (avx512) {
+        fp32_to_fp16_avx512(src, d, n);
+        return;
+    }
     for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(src[i]);
 }
 

@@ -93,4 +93,21 @@ void rms_norm_avx512(const float* x, const float* weight, int64_t n, float eps, 
     for (; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
+void fp32_to_fp16_avx512(const float* src, uint16_t* dst, int64_t n) {
+    // The hardware conversion rounds to nearest even, as fp32_to_fp16; a NaN becomes the generic
+    // loop's quiet NaN 0x7E00 (with its sign) instead of keeping its payload.
+    const __m512i qnan = _mm512_set1_epi32(0x7E00), sign = _mm512_set1_epi32((int)0x80000000u);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, src + i);
+        __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        if (nan) {
+            const __m512i s16 = _mm512_srli_epi32(_mm512_and_si512(_mm512_castps_si512(v), sign), 16);
+            h = _mm256_mask_mov_epi16(h, nan, _mm512_cvtepi32_epi16(_mm512_or_si512(qnan, s16)));
+        }
+        _mm256_mask_storeu_epi16(dst + i, m, h);
+    }
+}
+
 }  // namespace yiti::cpu

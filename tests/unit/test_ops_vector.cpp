@@ -6,10 +6,13 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "cpu/attention_impl.h"
+#include "core/fp16.h"
 #include "cpu/kernels.h"
+#include "cpu/ops.h"
 
 using namespace yiti;
 
@@ -85,5 +88,65 @@ TEST(OpsVector, RmsNormMatchesGenericBitForBit) {
         cpu::rms_norm_generic(x.data(), w.data(), n, 1e-5f, a.data());
         cpu::rms_norm_avx512(x.data(), w.data(), n, 1e-5f, b.data());
         EXPECT_TRUE(bit_diffs(a, b).empty()) << "n = " << n;
+    }
+}
+
+// Every 7th float bit pattern (all exponents: F16 normals, subnormals, overflow to infinity, the
+// rounding ties), infinities and NaNs of both signs, through the KV cache's F16 store.
+TEST(OpsVector, Fp16StoreMatchesGenericBitForBit) {
+    if (!have_avx512()) GTEST_SKIP() << "no AVX-512";
+    std::vector<float> x;
+    for (uint64_t b = 0; b <= 0xFFFFFFFFull; b += 7 * 4096 + 7) {
+        float f;
+        const uint32_t u = (uint32_t)b;
+        memcpy(&f, &u, 4);
+        x.push_back(f);
+    }
+    for (float f : {INFINITY, -INFINITY, NAN, -NAN, 65504.0f, 65520.0f, -65520.0f, 6.1035156e-05f, 5.9604645e-08f, 2.9802322e-08f})
+        x.push_back(f);
+    for (int i = 0; i < 100000; ++i) x.push_back(1.0f + (float)i * 0x1p-23f);  // every tie and rounding of [1, 1.012)
+    std::vector<uint16_t> a(x.size()), b(x.size());
+    for (size_t i = 0; i < x.size(); ++i) a[i] = fp32_to_fp16(x[i]);
+    for (size_t n : {x.size(), (size_t)5, (size_t)16, (size_t)33}) {
+        std::fill(b.begin(), b.end(), 0xAAAA);
+        cpu::store_kv_row(DType::F16, x.data(), (uint8_t*)b.data(), (int64_t)n);
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < n; ++i)
+            if (a[i] != b[i] && bad++ == 0) first = i;
+        EXPECT_EQ(bad, 0u) << "n = " << n << ", first at " << x[first] << ": " << a[first] << " vs " << b[first];
+        if (n < x.size()) EXPECT_EQ(b[n], 0xAAAA) << "wrote past the row";
+    }
+}
+
+// rope keeps each thread's last cos / sin table: a result must not depend on the calls before it
+// (other parameters or positions), compared with the same call on a fresh thread.
+TEST(OpsVector, RopeIndependentOfEarlierCalls) {
+    cpu::RopeParams a, b;
+    a.n_rot = b.n_rot = 64;
+    b.freq_base = 1000000.0f;
+    cpu::RopeParams c = b;
+    c.ext_factor = 1.0f;
+    c.freq_scale = 0.25f;
+    c.n_ctx_orig = 4096;
+    const std::vector<int32_t> p1 = {0, 5, 17}, p2 = {0, 5, 18};
+    std::mt19937 rng(8);
+    std::normal_distribution<float> nd;
+    std::vector<float> x0(3 * 4 * 64);
+    for (auto& v : x0) v = nd(rng);
+    auto fresh = [&](const cpu::RopeParams& p, const std::vector<int32_t>& pos) {
+        std::vector<float> y = x0;
+        std::thread([&] { cpu::rope(p, y.data(), 3, 4, 64, pos.data()); }).join();
+        return y;
+    };
+    struct Call {
+        const cpu::RopeParams* p;
+        const std::vector<int32_t>* pos;
+    };
+    const Call calls[] = {{&a, &p1}, {&b, &p1}, {&b, &p1}, {&b, &p2}, {&c, &p2}, {&a, &p2}, {&a, &p1}};
+    for (const Call& k : calls) {
+        std::vector<float> y = x0;
+        cpu::rope(*k.p, y.data(), 3, 4, 64, k.pos->data());
+        const std::vector<float> want = fresh(*k.p, *k.pos);
+        EXPECT_EQ(0, memcmp(y.data(), want.data(), y.size() * sizeof(float)));
     }
 }
