@@ -148,19 +148,26 @@ inline void accumulate_rows(int n, float* const a[], const float* const e[], con
     }
 }
 
-// One work item: query rows of n_tok tokens (positions pos_first .. + n_tok - 1) x n_rep heads of KV
+// The query heads [first, first + count) of a KV head (of the n_head / n_head_kv that share it).
+struct HeadRange {
+    int first, count;
+};
+
+// One work item: query rows of n_tok tokens (positions pos_first .. + n_tok - 1) x the heads hr of KV
 // head hkv, against keys delivered block by block by src.fill(p0, nbm, hkv, kT, vbuf): kT[d][j]
 // (d < Dk, j < bs = 16 NV; zero for j >= nbm), and the returned V rows (j < nbm).
 // The rows (token t, head r), row = t * n_rep + r, are scored G at a time, whatever their tokens; each
 // row has its own causal limit, and its arithmetic (per key the fma chain over d in order, scale,
-// block max, exponentials, V sums in order of keys) does not depend on the other rows of its group.
+// block max, exponentials, V sums in order of keys) does not depend on the other rows of its group
+// (nor on how the heads are split into items).
 template <int NV, class Src>
-void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos_first, int hkv, const float* q,
-                 int64_t q_row, float* out, int64_t o_row) {
+void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos_first, int hkv, HeadRange hr,
+                 const float* q, int64_t q_row, float* out, int64_t o_row) {
     constexpr int bs = 16 * NV;
     constexpr int G = NV <= 2 ? 8 : 4;  // rows scored together
     const int64_t Dk = p.head_dim_k, Dv = p.head_dim_v;
-    const int n_rep = p.n_head / p.n_head_kv;
+    const int n_rep = hr.count;
+    const int64_t head0 = (int64_t)hkv * (p.n_head / p.n_head_kv) + hr.first;  // the item's first query head
     const int64_t R = n_tok * n_rep;
     Scratch& sc = t_scratch;
     sc.kT.resize((size_t)(Dk * bs));
@@ -176,7 +183,7 @@ void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos
     for (int64_t g0 = 0; g0 < R; g0 += G)
         for (int r = 0; r < G; ++r) {
             const int64_t row = std::min(g0 + r, R - 1), t = row / n_rep;
-            const float* qr = q + t * q_row + (int64_t)(hkv * n_rep + row % n_rep) * Dk;
+            const float* qr = q + t * q_row + (head0 + row % n_rep) * Dk;
             float* qd = sc.qp.data() + g0 * Dk + r;
             for (int64_t d = 0; d < Dk; ++d) qd[d * G] = qr[d];
         }
@@ -254,7 +261,7 @@ void attend_item(const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos
     for (int64_t t = 0; t < n_tok; ++t)
         for (int r = 0; r < n_rep; ++r) {
             const int64_t row = t * n_rep + r;
-            float* o = out + t * o_row + (int64_t)(hkv * n_rep + r) * Dv;
+            float* o = out + t * o_row + (head0 + r) * Dv;
             const __m512 inv = _mm512_set1_ps(1.0f / sc.l[(size_t)row]);
             const float* a = sc.acc.data() + row * Dv;
             for (int64_t d = 0; d < Dv; d += 16) _mm512_storeu_ps(o + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), inv));
@@ -267,13 +274,13 @@ inline int64_t chunk_tokens(int n_rep) { return std::max(16, (128 + n_rep - 1) /
 
 // attend_item for a run-time block size (16, 32, 48 or 64).
 template <class Src>
-void attend_item_bs(int bs, const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos_first, int hkv,
+void attend_item_bs(int bs, const Src& src, const AttnParams& p, int64_t n_tok, int64_t pos_first, int hkv, HeadRange hr,
                     const float* q, int64_t q_row, float* out, int64_t o_row) {
     switch (bs / 16) {
-        case 1: return attend_item<1>(src, p, n_tok, pos_first, hkv, q, q_row, out, o_row);
-        case 2: return attend_item<2>(src, p, n_tok, pos_first, hkv, q, q_row, out, o_row);
-        case 3: return attend_item<3>(src, p, n_tok, pos_first, hkv, q, q_row, out, o_row);
-        default: return attend_item<4>(src, p, n_tok, pos_first, hkv, q, q_row, out, o_row);
+        case 1: return attend_item<1>(src, p, n_tok, pos_first, hkv, hr, q, q_row, out, o_row);
+        case 2: return attend_item<2>(src, p, n_tok, pos_first, hkv, hr, q, q_row, out, o_row);
+        case 3: return attend_item<3>(src, p, n_tok, pos_first, hkv, hr, q, q_row, out, o_row);
+        default: return attend_item<4>(src, p, n_tok, pos_first, hkv, hr, q, q_row, out, o_row);
     }
 }
 
@@ -298,13 +305,29 @@ bool attention_avx512(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache,
         int seq;
         int64_t t0, t1;  // tokens (batch rows)
         int hkv;
+        HeadRange hr;
     };
     std::vector<Item> items;
     const int64_t chunk = chunk_tokens(n_rep);
     for (size_t s = 0; s < seqs.size(); ++s)
         for (int64_t t0 = 0; t0 < seqs[s].n; t0 += chunk)
             for (int h = 0; h < p.n_head_kv; ++h)
-                items.push_back({(int)s, seqs[s].first + t0, seqs[s].first + std::min<int64_t>(seqs[s].n, t0 + chunk), h});
+                items.push_back({(int)s, seqs[s].first + t0, seqs[s].first + std::min<int64_t>(seqs[s].n, t0 + chunk), h,
+                                 HeadRange{0, n_rep}});
+    // Fewer items than threads (decode with one KV head, as MLA's latent cache): the heads in parts,
+    // at least 8 to a part; each part converts the cache blocks again, but the threads share the work
+    // (16 heads on a 576-wide latent cache: one thread did it all while the other waited).
+    const int parts = std::min<int>(n_rep / 8, (pool.size() + (int)items.size() - 1) / std::max<int>(1, (int)items.size()));
+    if (parts > 1) {
+        std::vector<Item> split;
+        for (const Item& it : items)
+            for (int k = 0; k < parts; ++k) {
+                Item x = it;
+                x.hr = HeadRange{n_rep * k / parts, n_rep * (k + 1) / parts - n_rep * k / parts};
+                split.push_back(x);
+            }
+        items.swap(split);
+    }
 
     struct CacheSrc {
         kv::KVCache& cache;
@@ -343,8 +366,8 @@ bool attention_avx512(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache,
         const AttnSeq& sq = seqs[(size_t)item.seq];
         const CacheSrc src{cache, &sq, il, bs, kv_type, elem, k_row_bytes, v_row_bytes, v_in_k, Dk, Dv};
         const int64_t pos_first = sq.pos0 + (item.t0 - sq.first);
-        attend_item_bs(bs, src, p, item.t1 - item.t0, pos_first, item.hkv, q + item.t0 * q_row, q_row, out + item.t0 * o_row,
-                    o_row);
+        attend_item_bs(bs, src, p, item.t1 - item.t0, pos_first, item.hkv, item.hr, q + item.t0 * q_row, q_row,
+                       out + item.t0 * o_row, o_row);
     });
     return true;
 }
@@ -379,7 +402,8 @@ bool attention_dense_avx512(ThreadPool& pool, const AttnParams& p, const DenseKV
     pool.run_tasks((int64_t)items.size(), [&](int64_t it) {
         const Item& item = items[(size_t)it];
         const DenseSrc src{kv, Dk, Dv};
-        attend_item<bs / 16>(src, p, item.t1 - item.t0, pos0 + item.t0, item.hkv, q + item.t0 * q_row, q_row,
+        attend_item<bs / 16>(src, p, item.t1 - item.t0, pos0 + item.t0, item.hkv, HeadRange{0, p.n_head / p.n_head_kv},
+                             q + item.t0 * q_row, q_row,
                     out + item.t0 * o_row, o_row);
     });
     return true;

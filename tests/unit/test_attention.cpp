@@ -121,7 +121,8 @@ TEST(Attention, TokenIndependentOfBatch) {
     ThreadPool pool(2);
     std::mt19937 rng(5);
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    const AttnShape s{9, 3, 64, 64, DType::F16};
+    // {16, 1}: one KV head (as MLA's latent cache), whose heads a lone token splits between the threads.
+    for (const AttnShape& s : {AttnShape{9, 3, 64, 64, DType::F16}, AttnShape{16, 1, 96, 64, DType::F16}}) {
     const kv::KVLayout L = s.layout();
     kv::KVCache cache(L, 256);
     kv::SeqKV seq;
@@ -148,7 +149,9 @@ TEST(Attention, TokenIndependentOfBatch) {
         // Token t alone (position t): its query is row t of q, its output row t of out.
         std::vector<float> out(n * orow, 0.0f);
         cpu::attention(pool, p, cache, 0, {cpu::AttnSeq{&seq, t, 1, t}}, q.data(), out.data());
-        EXPECT_EQ(0, memcmp(out.data() + t * orow, all.data() + t * orow, orow * sizeof(float))) << "token " << t;
+        EXPECT_EQ(0, memcmp(out.data() + t * orow, all.data() + t * orow, orow * sizeof(float)))
+            << "heads " << s.n_head << "/" << s.n_head_kv << " token " << t;
     }
     cache.release(seq);
+    }
 }
