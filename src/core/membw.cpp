@@ -24,7 +24,7 @@ namespace {
 
 // Sums 64-bit words with wide loads (the sum keeps the compiler from dropping the reads).
 // Variants: 0 plain loads; 1 with software prefetch into L1 1.5 KB ahead; 2 also into L2 4 KB ahead
-// (as the decode kernels do, 4-8 KB by type); 3 as 2, paced by a little integer work per 64 bytes (as a decode
+// (as the decode kernels do, 3-6 KB by type); 3 as 2, paced by a little integer work per 64 bytes (as a decode
 // kernel is). The best variant counts. On this project's machine the paced read is the fastest
 // (2 threads, three runs: 37.6-38.1 GB/s against 36.4-36.9 unpaced, 36.0-36.5 L1 prefetch only),
 // and an L2 prefetch 8 KB ahead is slower than none (28 against 35 GB/s).

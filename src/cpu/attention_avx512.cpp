@@ -403,8 +403,7 @@ bool attention_dense_avx512(ThreadPool& pool, const AttnParams& p, const DenseKV
         const Item& item = items[(size_t)it];
         const DenseSrc src{kv, Dk, Dv};
         attend_item<bs / 16>(src, p, item.t1 - item.t0, pos0 + item.t0, item.hkv, HeadRange{0, p.n_head / p.n_head_kv},
-                             q + item.t0 * q_row, q_row,
-                    out + item.t0 * o_row, o_row);
+                             q + item.t0 * q_row, q_row, out + item.t0 * o_row, o_row);
     });
     return true;
 }

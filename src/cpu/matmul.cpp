@@ -311,7 +311,7 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
             if (!p.pk) rows = std::min<int64_t>(rows, 64);
             // Few columns over unpacked weights (a MoE router's F32 matrix in decode) stream their
             // weights: tasks of ~32 KB of them, not of a minimum of multiply-adds, so that every
-            // thread streams its share (one task had one thread read a 64 x 7168 F32 router alone).
+            // thread streams its share (one task had one thread read dsmoe's 2048 x 64 F32 router alone).
             if (!p.pk && p.n_tokens < k_amx_min_cols)
                 rows = std::clamp<int64_t>((int64_t)(32768 / p.w->row_bytes()) / unit * unit, unit, rows);
         }

@@ -13,6 +13,12 @@
 namespace yiti::cpu {
 
 namespace {
+// Whether the AVX-512 operator variants (cpu/attention_impl.h) may run on this CPU.
+bool use_avx512() {
+    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
+    return avx512;
+}
+
 const CpuKernels& f32_kernels() {
     static const CpuKernels* k = cpu_kernels(DType::F32);
     YITI_ASSERT(k);
@@ -27,8 +33,7 @@ float dot_f32(const float* a, const float* b, int64_t n) {
 }
 
 void axpy_f32(float a, const float* x, float* y, int64_t n) {
-    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
-    if (avx512) {
+    if (use_avx512()) {
         axpy_avx512(a, x, y, n);
         return;
     }
@@ -37,8 +42,7 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
 
 bool attention_dense(ThreadPool& pool, const AttnParams& p, const DenseKV& kv, int64_t n_tok, int32_t pos0,
                      const float* q, float* out) {
-    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
-    return avx512 && attention_dense_avx512(pool, p, kv, n_tok, pos0, q, out);
+    return use_avx512() && attention_dense_avx512(pool, p, kv, n_tok, pos0, q, out);
 }
 
 void get_rows(const Tensor& w, const int32_t* ids, int64_t n, float* out) {
@@ -53,8 +57,7 @@ void get_rows(const Tensor& w, const int32_t* ids, int64_t n, float* out) {
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out) {
-    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
-    (avx512 ? rms_norm_avx512 : rms_norm_generic)(x, weight, n, eps, out);
+    (use_avx512() ? rms_norm_avx512 : rms_norm_generic)(x, weight, n, eps, out);
 }
 
 void rms_norm_generic(const float* x, const float* weight, int64_t n, float eps, float* out) {
@@ -76,8 +79,7 @@ void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n) {
 }
 
 void silu_mul(float* gate, const float* up, int64_t n) {
-    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
-    (avx512 ? silu_mul_avx512 : silu_mul_generic)(gate, up, n);
+    (use_avx512() ? silu_mul_avx512 : silu_mul_generic)(gate, up, n);
 }
 
 void silu_mul_generic(float* gate, const float* up, int64_t n) {
@@ -190,8 +192,7 @@ void store_kv_row(DType type, const float* src, uint8_t* dst, int64_t n) {
     }
     YITI_ASSERT(type == DType::F16);
     uint16_t* d = (uint16_t*)dst;
-    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
-    if (avx512) {
+    if (use_avx512()) {
         fp32_to_fp16_avx512(src, d, n);
         return;
     }
@@ -200,8 +201,7 @@ void store_kv_row(DType type, const float* src, uint8_t* dst, int64_t n) {
 
 void attention(ThreadPool& pool, const AttnParams& p, kv::KVCache& cache, int il, const std::vector<AttnSeq>& seqs,
                const float* q, float* out) {
-    static const bool avx512 = (int)cpu_best_isa() >= (int)Isa::AVX512;
-    if (avx512 && attention_avx512(pool, p, cache, il, seqs, q, out)) return;
+    if (use_avx512() && attention_avx512(pool, p, cache, il, seqs, q, out)) return;
     const int n_rep = p.n_head / p.n_head_kv;
     YITI_ASSERT(n_rep * p.n_head_kv == p.n_head);
     const int bs = cache.block_size();

@@ -55,13 +55,16 @@ inline __m512 exp_ps_exact(__m512 x) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
 }
 
+// The lanes of a 16-wide step that hold elements (the last step of n may be short).
+inline __mmask16 step_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+
 }  // namespace
 
 void silu_mul_avx512(float* gate, const float* up, int64_t n) {
     // gate / (1 + expf(-gate)) * up, rounded as the generic loop rounds it.
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = step_mask(n - i);
         const __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
         const __mmask16 nan = _mm512_cmp_ps_mask(g, g, _CMP_UNORD_Q);
         const __m512 e = exp_ps_exact(_mm512_sub_ps(_mm512_setzero_ps(), g));
@@ -98,7 +101,7 @@ void fp32_to_fp16_avx512(const float* src, uint16_t* dst, int64_t n) {
     // loop's quiet NaN 0x7E00 (with its sign) instead of keeping its payload.
     const __m512i qnan = _mm512_set1_epi32(0x7E00), sign = _mm512_set1_epi32((int)0x80000000u);
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = step_mask(n - i);
         const __m512 v = _mm512_maskz_loadu_ps(m, src + i);
         __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);

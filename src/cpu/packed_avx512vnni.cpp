@@ -296,18 +296,14 @@ inline void gemm_q45_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* 
 template <int NC, int g, int h>
 inline void q6_half(const PQ6K& b, const ActQ8K* const* xs, int64_t i, __m512i* isum) {
     constexpr int jA = 4 * g, jB = 4 * g + 1, jC = 4 * g + 2, jD = 4 * g + 3;
-    constexpr size_t kLines = (sizeof(PQ6K) + 63) / 64;
     const __m512i m6 = _mm512_set1_epi8(0x3F);
     __m512i sa[NC], sb[NC], sd[NC], c0[NC], c1[NC], c2[NC];
     for (int c = 0; c < NC; ++c) sa[c] = sb[c] = sd[c] = c0[c] = c1[c] = c2[c] = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int kk = 0; kk < 4; ++kk) {
         const int k = 4 * h + kk;
-        if constexpr (NC == 1)  // decode: the block's prefetches spread over its loads
-            for (int l = 0; l < 3; ++l) {
-                const size_t line = (size_t)(3 * (8 * g + k) + l);
-                if (line < kLines) pf_line<kFarQ6>((const char*)&b, line);
-            }
+        if constexpr (NC == 1)  // decode: lines 0..47 of the block's prefetches spread over its loads
+            for (int l = 0; l < 3; ++l) pf_line<kFarQ6>((const char*)&b, (size_t)(3 * (8 * g + k) + l));
         const __m512i v0 = load_once(b.q[g][k][0]), v1 = load_once(b.q[g][k][1]), v2 = load_once(b.q[g][k][2]);
         const __m512i ua = _mm512_and_si512(v0, m6), ub = _mm512_and_si512(v1, m6), ud = _mm512_and_si512(v2, m6);
         const __m512i e0 = _mm512_andnot_si512(m6, v0), e1 = _mm512_andnot_si512(m6, v1), e2 = _mm512_andnot_si512(m6, v2);
@@ -348,7 +344,7 @@ inline void gemm_q6_K_tile(int64_t nb, const uint8_t* wg, const ActQ8K* const* x
         q6_half<NC, 0, 1>(b, xs, i, isum);
         q6_half<NC, 1, 0>(b, xs, i, isum);
         q6_half<NC, 1, 1>(b, xs, i, isum);
-        if constexpr (NC == 1)
+        if constexpr (NC == 1)  // the block's last lines (it spans 53)
             for (size_t l = 48; l < (sizeof(PQ6K) + 63) / 64; ++l) pf_line<kFarQ6>((const char*)&b, l);
         // The stored offset: q = u - 32, so isum -= 32 * sum_k sc[k] * bsums[k].
 #pragma GCC unroll 8

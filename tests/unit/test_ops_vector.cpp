@@ -1,6 +1,7 @@
 // The AVX-512 forms of the element-wise operators against the generic loops (cpu/attention_impl.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -64,7 +65,9 @@ TEST(OpsVector, SiluMulRoundsLikeGeneric) {
     for (auto& u : up) u = nd(rng);
     ASSERT_GT(g.size(), 1000000u);
     for (size_t n : {g.size(), (size_t)13, (size_t)16, (size_t)37}) {
-        std::vector<float> gen(g.begin(), g.begin() + (long)n), vec = gen, ref(n);
+        // vec holds up to 16 values past the n given: they must stay as they are.
+        std::vector<float> gen(g.begin(), g.begin() + (long)n), ref(n);
+        std::vector<float> vec(g.begin(), g.begin() + (long)std::min(g.size(), n + 16));
         for (size_t i = 0; i < n; ++i) ref[i] = silu_mul_ref(g[i], up[i]);
         cpu::silu_mul_generic(gen.data(), up.data(), (int64_t)n);
         cpu::silu_mul_avx512(vec.data(), up.data(), (int64_t)n);
@@ -73,6 +76,7 @@ TEST(OpsVector, SiluMulRoundsLikeGeneric) {
                                << g[d.empty() ? 0 : d[0]] << ": " << ref[d.empty() ? 0 : d[0]] << " vs "
                                << vec[d.empty() ? 0 : d[0]];
         EXPECT_LE(bit_diffs(gen, vec).size(), n / 10000) << "n = " << n;
+        EXPECT_EQ(0, memcmp(vec.data() + n, g.data() + n, (vec.size() - n) * sizeof(float))) << "wrote past n = " << n;
     }
 }
 
