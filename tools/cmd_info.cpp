@@ -76,6 +76,9 @@ int cmd_info(int argc, char** argv) {
            ctx);
     printf("weights       %s; read per generated token: %s\n", human((double)st.weight_bytes).c_str(),
            human((double)st.active_bytes_per_token).c_str());
+    printf("loaded        %s in memory of its own (weights repacked for this CPU, small tensors and the embeddings\n"
+           "              copied); the rest is read from the file's mapping\n",
+           human((double)m->memory_bytes()).c_str());
     printf("memory needed %s (weights + kv cache for %" PRId64 " tokens)\n",
            human((double)st.weight_bytes + (double)kv_tok * ctx).c_str(), ctx);
 
@@ -85,9 +88,17 @@ int cmd_info(int argc, char** argv) {
     }
     if (tensors) {
         printf("\ntensors:\n");
-        for (auto& t : f.tensors())
-            printf("  %-40s %-8s %-24s %s\n", t.name.c_str(), dtype_name(t.type), t.shape_string().c_str(),
-                   human((double)t.size).c_str());
+        // Where each lives once loaded: repacked for the CPU kernels, copied into the model's memory
+        // (small tensors, the embeddings), read from the file's mapping, or not read at all.
+        for (auto& t : f.tensors()) {
+            const auto pl = m->placement(t.name);
+            std::string where = pl.repacked ? "repacked" : "";
+            if (pl.copied) where += where.empty() ? "in memory" : ", in memory";
+            if (pl.mapped) where += where.empty() ? "mapped" : ", mapped";
+            if (where.empty()) where = "unused";
+            printf("  %-40s %-8s %-24s %-10s %s\n", t.name.c_str(), dtype_name(t.type), t.shape_string().c_str(),
+                   human((double)t.size).c_str(), where.c_str());
+        }
     }
     return 0;
 }

@@ -83,7 +83,7 @@ private:
     size_t k_row_bytes_ = 0, v_row_bytes_ = 0;
     uint8_t* k_ = nullptr;
     uint8_t* v_ = nullptr;
-    size_t bytes_ = 0;
+    size_t bytes_ = 0, k_bytes_ = 0, v_bytes_ = 0;
     Device device_;
 };
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +88,18 @@ public:
     std::shared_ptr<const gguf::File> file_ptr() const { return file_; }
     virtual ModelStats stats() const;
 
+    // Where the weights the kernels read live after loading: repacked into the CPU kernels' layout,
+    // copied into the model's own memory, or read from the file's mapping. A tensor can be both
+    // repacked and copied (tied embeddings: the lookups read the copy, the logits the repacked form).
+    struct Placement {
+        bool repacked = false, copied = false, mapped = false;
+    };
+    // The placement of a tensor the model uses (all false for one it does not read, or a name that
+    // is not in the file).
+    Placement placement(const std::string& name) const;
+    // Bytes the model holds in memory of its own (repacked and copied weights), beside the file.
+    size_t memory_bytes() const;
+
     // Only meaningful for architectures with latent attention.
     virtual void set_attention_form(AttnForm) {}
 
@@ -121,7 +134,30 @@ protected:
 
 private:
     friend std::unique_ptr<Model> load_model_impl(const std::string& path);
-    std::vector<std::shared_ptr<void>> packed_mem_;  // repacked weights (huge-page backed where possible)
+    // For a tensor the kernels read in place: small ones move to a huge-page arena, `copy` ones to
+    // the weights' huge pages, the rest stay in the file's mapping (see model.cpp).
+    void keep_in_memory(Tensor& t, bool copy);
+    // Huge-page-backed anonymous memory handed out back to back, 64-byte aligned, from chunks of
+    // kChunk; a request over a quarter of that gets a mapping of its own.
+    class Arena {
+    public:
+        static constexpr size_t kHuge = 2u << 20, kAlign = 64, kChunk = 256u << 20;
+        Arena() = default;
+        Arena(const Arena&) = delete;
+        Arena& operator=(const Arena&) = delete;
+        ~Arena();
+        uint8_t* alloc(size_t bytes);  // nullptr when the memory cannot be mapped
+        size_t used_bytes() const;     // in whole huge pages
+
+    private:
+        uint8_t* map(size_t bytes);  // a new mapping, rounded up to huge pages
+        std::vector<std::pair<uint8_t*, size_t>> maps_;
+        uint8_t* chunk_ = nullptr;        // the chunk handing out memory now
+        size_t chunk_used_ = 0, own_ = 0, full_ = 0;  // used of chunk_; mappings of their own; earlier chunks
+    };
+    Arena small_;    // tensors of up to 64 KB the forward pass reads (norm weights, biases)
+    Arena weights_;  // repacked weights and copied embeddings, back to back in the order of binding
+    std::map<std::string, Placement> placement_;
     std::unique_ptr<ThreadPool> pack_pool_;          // during loading only
 };
 

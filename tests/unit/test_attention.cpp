@@ -75,6 +75,24 @@ void reference(const AttnShape& s, kv::KVCache& cache, const kv::SeqKV& seq, con
 
 }  // namespace
 
+// A new cache's slots hold zeros (never NaNs a kernel could trip over), in both halves.
+TEST(KVCacheStorage, NewSlotsAreZero) {
+    kv::KVLayout L;
+    L.n_layer = 3;
+    L.k_dim = 96;
+    L.v_dim = 64;
+    L.type = DType::F16;
+    kv::KVCache cache(L, 100);
+    for (int il = 0; il < L.n_layer; ++il)
+        for (int b = 0; b < (int)(cache.capacity_tokens() / L.block_size); ++b) {
+            const uint8_t* k = cache.k_block(il, b);
+            const uint8_t* v = cache.v_block(il, b);
+            for (size_t i = 0; i < cache.k_row_bytes() * (size_t)L.block_size; ++i) ASSERT_EQ(k[i], 0) << il << " " << b;
+            for (size_t i = 0; i < cache.v_row_bytes() * (size_t)L.block_size; ++i) ASSERT_EQ(v[i], 0) << il << " " << b;
+        }
+    EXPECT_EQ(cache.bytes(), (size_t)L.n_layer * (size_t)cache.capacity_tokens() * (96 + 64) * 2);
+}
+
 TEST(Attention, MatchesReference) {
     ThreadPool pool(2);
     std::mt19937 rng(3);

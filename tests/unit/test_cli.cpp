@@ -80,6 +80,21 @@ TEST(Cli, LogitsMatchesGolden) {
     std::filesystem::remove(out);
 }
 
+// `info --tensors` says where each tensor lives once loaded, and how much memory the model holds.
+TEST(Cli, InfoShowsPlacement) {
+    NEED_BIN();
+    Proc r = sh(bin() + " info -m " + k_shared + "/models/synth-llama-Q4_K_M.gguf --tensors 2>/dev/null");
+    ASSERT_EQ(r.rc, 0);
+    EXPECT_NE(r.out.find("in memory of its own"), std::string::npos) << r.out;
+    auto line = [&](const std::string& name) {
+        const size_t at = r.out.find("  " + name + " ");
+        return at == std::string::npos ? std::string() : r.out.substr(at, r.out.find('\n', at) - at);
+    };
+    EXPECT_NE(line("token_embd.weight").find("in memory"), std::string::npos) << r.out;
+    EXPECT_NE(line("blk.0.ffn_norm.weight").find("in memory"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find(" unused"), std::string::npos) << r.out;
+}
+
 TEST(Cli, TemplateRendersChatML) {
     NEED_BIN();
     const auto dir = std::filesystem::temp_directory_path() / ("yiti-tpl-" + std::to_string(getpid()));

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "../common/golden.h"
+#include "cpu/packed.h"
 #include "engine/session.h"
 #include "model/model.h"
 
@@ -123,5 +124,45 @@ TEST_P(GoldenGreedy, Tokens) {
 INSTANTIATE_TEST_SUITE_P(Stories, GoldenGreedy,
                          testing::Combine(testing::Values("stories260K", "stories260K-f16", "stories260K-moe4x2"),
                                           testing::Bool()));
+
+// Where the weights live once loaded (model.cpp): matrices with a packed layout repacked, small
+// tensors and the token embeddings copied out of the file's mapping, other matrices read from it;
+// all back to back in huge pages (not a 2 MB mapping per tensor). That the copies hold the file's
+// bytes, the golden logits above check.
+TEST(Placement, WeightsLeaveTheFileWhereTheyShould) {
+    {
+        auto m = load_model("synth-llama-Q4_K_M");
+        const auto embd = m->placement("token_embd.weight");
+        EXPECT_TRUE(embd.copied && !embd.mapped && !embd.repacked);
+        const auto norm = m->placement("blk.0.attn_norm.weight");
+        EXPECT_TRUE(norm.copied && !norm.mapped);
+        if (cpu::packed_kernels(DType::Q4_K)) EXPECT_TRUE(m->placement("blk.0.attn_q.weight").repacked);
+        const auto none = m->placement("no.such.tensor");
+        EXPECT_FALSE(none.copied || none.mapped || none.repacked);
+        for (const auto& t : m->file().tensors()) {
+            const auto pl = m->placement(t.name);
+            EXPECT_TRUE(pl.repacked || pl.copied || pl.mapped) << t.name << " is not used";
+        }
+        // Two arenas, each in whole huge pages: at most the weights (repacking pads a matrix to 16
+        // rows) plus two huge pages each.
+        EXPECT_GT(m->memory_bytes(), 0u);
+        EXPECT_LE(m->memory_bytes(), m->stats().weight_bytes * 11 / 10 + 4 * (2u << 20));
+    }
+    {   // Tied embeddings: the lookups read the copy, the logits the repacked form.
+        auto m = load_model("synth-qwen2-Q4_K_M");
+        ASSERT_EQ(m->file().find_tensor("output.weight"), nullptr);
+        const auto embd = m->placement("token_embd.weight");
+        EXPECT_TRUE(embd.copied);
+        EXPECT_EQ(embd.repacked, cpu::packed_kernels(m->file().find_tensor("token_embd.weight")->type) != nullptr);
+    }
+    {   // Without a packed layout, large matrices are read from the mapping.
+        auto m = load_model("synth-llama-BF16");
+        const auto* q = m->file().find_tensor("blk.0.ffn_up.weight");
+        ASSERT_NE(q, nullptr);
+        const auto pl = m->placement(q->name);
+        if (q->size > (64u << 10)) EXPECT_EQ(pl.mapped, cpu::packed_kernels(q->type) == nullptr);
+        EXPECT_TRUE(pl.mapped || pl.repacked || pl.copied);
+    }
+}
 
 }  // namespace
