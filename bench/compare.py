@@ -75,7 +75,10 @@ def bench_llama(binary, extra, model, a):
     out = run([binary, "-m", model, "-t", str(a.threads), "-p", str(a.n_prompt), "-n", str(a.n_gen),
                "-r", str(a.reps), "-o", "json"] + extra, a.nice)
     res = {}
-    for o in json.loads(out[out.index("["):]):
+    # The JSON array, without the log lines some builds print to stdout among it (ik_llama.cpp's
+    # "impl: using THP with page size 2 MiB . done").
+    doc = "\n".join(l for l in out.splitlines() if l.strip()[:1] in ("[", "]", "{", "}", '"'))
+    for o in json.loads(doc[doc.index("["):]):
         if o.get("n_prompt", 0) > 0 and o.get("n_gen", 0) == 0:
             test = f"pp{o['n_prompt']}"
         elif o.get("n_gen", 0) > 0 and o.get("n_prompt", 0) == 0:
