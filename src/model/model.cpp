@@ -71,9 +71,11 @@ Model::Arena::~Arena() {
 
 uint8_t* Model::Arena::map(size_t bytes) {
     // Anonymous memory, asked for transparent huge pages (the kernels stream it linearly). Pages
-    // never written are never backed: the unused end of a chunk costs address space only.
+    // never written are never backed: the unused end of a chunk costs no memory. Reserved as usual
+    // (no MAP_NORESERVE), so that weights larger than the machine fail here with an error rather
+    // than later, while they are written, with the OOM killer.
     const size_t len = (bytes + kHuge - 1) / kHuge * kHuge;
-    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return nullptr;
     madvise(p, len, MADV_HUGEPAGE);
     maps_.emplace_back((uint8_t*)p, len);
