@@ -17,6 +17,9 @@
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
 #include "cpu/packed.h"
+#include "cpu/packed_layout.h"
+#include "core/fp16.h"
+#include "quant/blocks.h"
 #include "quant/quant.h"
 
 using namespace yiti;
@@ -208,6 +211,55 @@ TEST(Packed, GluJobsMatchProductsThenSilu) {
 
 // Rough single-thread speed of the packed kernels (run with --gtest_also_run_disabled_tests):
 // multiply-adds per second with the weights in cache (compute) and streamed (n_out large).
+// The Q8_0 kernels' activation blocks hold exactly the Q8_0 quantization of the CPU kernels (the
+// quantized bytes, the F16-rounded scale as a float, 128 x the sum of the bytes) and zero padding,
+// and so the reference's: blocks of zeros, halves (round half away from zero), a scale that
+// overflows F16, ordinary values. Blocks of subnormals (1 / d overflows; the reference then
+// converts an infinity to int, which C++ leaves undefined) are checked against the CPU kernels only.
+TEST(Packed, Q8_0ActivationsMatchReference) {
+    const cpu::PackedKernels* pk = cpu::packed_kernels(DType::Q8_0);
+    if (!pk) GTEST_SKIP() << "no packed Q8_0 kernels on this CPU";
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int64_t n : {32, 64, 2048, 5632}) {
+        std::vector<float> x((size_t)n);
+        for (int64_t i = 0; i < n; ++i) {
+            const int64_t blk = i / 32;
+            switch (blk % 6) {
+                case 0: x[(size_t)i] = nd(rng) * 3.0f; break;
+                case 1: x[(size_t)i] = 0.0f; break;
+                case 2: x[(size_t)i] = (i % 32 == 0) ? 127.0f : (float)((int)(i % 32) - 16) + 0.5f; break;  // id = 1: exact halves
+                case 3: x[(size_t)i] = nd(rng) * 1e30f; break;  // d = amax / 127 beyond F16's range
+                case 4: x[(size_t)i] = nd(rng) * 1e-40f; break;  // subnormal inputs
+                default: x[(size_t)i] = nd(rng) * 1e-3f; break;
+            }
+        }
+        std::vector<block_q8_0> ref((size_t)(n / 32)), kq((size_t)(n / 32));
+        quant::quantize_row_ref(DType::Q8_0, x.data(), ref.data(), n);
+        cpu::cpu_kernels(DType::Q8_0)->from_float(x.data(), kq.data(), n);
+        for (size_t b = 0; b < ref.size(); ++b)
+            if (b % 6 != 4) ASSERT_EQ(0, memcmp(&ref[b], &kq[b], sizeof(block_q8_0))) << "n = " << n << ", block " << b;
+        ref = kq;
+        std::vector<cpu::ActQ80> want((size_t)(n / 32)), got((size_t)(n / 32) + 1);
+        for (size_t b = 0; b < ref.size(); ++b) {
+            cpu::ActQ80& a = want[b];
+            memset(&a, 0, sizeof a);
+            memcpy(a.qs, ref[b].qs, 32);
+            a.d = fp16_to_fp32(ref[b].d);
+            int sum = 0;
+            for (int k = 0; k < 32; ++k) sum += ref[b].qs[k];
+            a.s128 = 128 * sum;
+        }
+        memset(got.data(), 0xA5, got.size() * sizeof(cpu::ActQ80));
+        ASSERT_EQ(pk->act_bytes(n), want.size() * sizeof(cpu::ActQ80));
+        pk->quantize_act(x.data(), got.data(), n);
+        for (size_t b = 0; b < want.size(); ++b)
+            ASSERT_EQ(0, memcmp(&want[b], &got[b], sizeof(cpu::ActQ80))) << "n = " << n << ", block " << b;
+        const uint8_t* past = (const uint8_t*)&got[want.size()];
+        for (size_t k = 0; k < sizeof(cpu::ActQ80); ++k) ASSERT_EQ(past[k], 0xA5) << "wrote past block " << want.size();
+    }
+}
+
 TEST(Packed, DISABLED_Bench) {
     ThreadPool pool(1);
     for (DType t : kPackedTypes) {
