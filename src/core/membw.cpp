@@ -1,7 +1,6 @@
 #include "core/membw.h"
 
 #include <immintrin.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "core/threadpool.h"
 
 // GCC 12's AVX-512 intrinsics trip -Wuninitialized on their own _mm512_undefined_*() helpers.
@@ -109,12 +109,9 @@ size_t default_buffer() {
 MemBwResult measure_read_bandwidth(ThreadPool& pool, size_t buffer_bytes, int passes) {
     if (buffer_bytes == 0) buffer_bytes = default_buffer();
     const int nt = pool.size();
-    const size_t align = 2u << 20;
-    buffer_bytes = (buffer_bytes + align - 1) / align * align;
-    void* mem = mmap(nullptr, buffer_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) throw Error(strprintf("membw: cannot map %zu bytes", buffer_bytes));
-    madvise(mem, buffer_bytes, MADV_HUGEPAGE);
-    uint8_t* buf = (uint8_t*)mem;
+    buffer_bytes = huge_page_round(buffer_bytes);
+    uint8_t* buf = map_huge_pages(buffer_bytes);
+    if (!buf) throw Error(strprintf("membw: cannot map %zu bytes", buffer_bytes));
     // Each thread touches (and later reads) its own share, so pages sit near the reader.
     const size_t share = buffer_bytes / (size_t)nt / 4096 * 4096;
     pool.run([&](int ith, int) { memset(buf + (size_t)ith * share, ith + 1, share); });
@@ -140,7 +137,7 @@ MemBwResult measure_read_bandwidth(ThreadPool& pool, size_t buffer_bytes, int pa
         }
         if (pass > 0) rates.push_back(best);  // pass 0 warms up
     }
-    munmap(mem, buffer_bytes);
+    unmap_huge_pages(buf, buffer_bytes);
     MemBwResult r;
     std::sort(rates.begin(), rates.end());
     r.gb_per_s = rates.back();

@@ -1,11 +1,10 @@
 #include "kv/kv_cache.h"
 
-#include <sys/mman.h>
-
 #include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 
 namespace yiti::kv {
 
@@ -32,24 +31,6 @@ void BlockPool::release(int block) {
     if (--refs_[block] == 0) free_.push_back(block);
 }
 
-namespace {
-size_t map_size(size_t bytes) {
-    const size_t huge = 2u << 20;
-    return (bytes + huge - 1) / huge * huge;
-}
-// Anonymous memory asked for transparent huge pages. Decode touches each layer's cache once per
-// token; on 4 KB pages (calloc's heap) 1-2% of the KV stores and attention calls of TinyLlama decode
-// stalled for ~140 us (this project's VM stalls on a page touched once in a while, at ~0.6 times a
-// second per page), serial time the pool waits on.
-uint8_t* map_zeroed(size_t bytes) {
-    if (bytes == 0) return nullptr;
-    void* p = mmap(nullptr, map_size(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return nullptr;
-    madvise(p, map_size(bytes), MADV_HUGEPAGE);
-    return (uint8_t*)p;
-}
-}  // namespace
-
 KVCache::KVCache(const KVLayout& layout, int64_t max_tokens, Device device)
     : layout_(layout),
       pool_((int)((max_tokens + layout.block_size - 1) / layout.block_size)),
@@ -63,17 +44,20 @@ KVCache::KVCache(const KVLayout& layout, int64_t max_tokens, Device device)
     bytes_ = kb + vb;
     k_bytes_ = kb;
     v_bytes_ = vb;
-    // Zero-filled (fresh anonymous pages) so unused slots never hold NaNs a kernel could trip over.
-    k_ = map_zeroed(kb);
-    v_ = map_zeroed(vb);
+    // Zero-filled (fresh anonymous pages) so unused slots never hold NaNs a kernel could trip over;
+    // huge pages: decode touches each layer's cache once per token, and on calloc's 4 KB pages 1-2%
+    // of TinyLlama's KV stores and attention calls stalled ~140 us on this project's VM (see the
+    // stalls described in model.cpp), serial time the pool waits on.
+    k_ = map_huge_pages(kb);
+    v_ = map_huge_pages(vb);
     if ((kb && !k_) || (vb && !v_))
         throw Error(strprintf("kv cache: cannot allocate %.1f MiB for %lld tokens", bytes_ / 1048576.0,
                               (long long)max_tokens));
 }
 
 KVCache::~KVCache() {
-    if (k_) munmap(k_, map_size(k_bytes_));
-    if (v_) munmap(v_, map_size(v_bytes_));
+    unmap_huge_pages(k_, k_bytes_);
+    unmap_huge_pages(v_, v_bytes_);
 }
 
 size_t KVCache::bytes_per_token() const { return (size_t)layout_.n_layer * (k_row_bytes_ + v_row_bytes_); }

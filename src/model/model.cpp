@@ -1,13 +1,13 @@
 #include "model/model.h"
 
 #include <malloc.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "cpu/packed.h"
 
 namespace yiti::model {
@@ -66,33 +66,27 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
 }
 
 Model::Arena::~Arena() {
-    for (auto& m : maps_) munmap(m.first, m.second);
+    for (auto& m : maps_) unmap_huge_pages(m.first, m.second);
 }
 
 uint8_t* Model::Arena::map(size_t bytes) {
-    // Anonymous memory, asked for transparent huge pages (the kernels stream it linearly). Pages
-    // never written are never backed: the unused end of a chunk costs no memory. Reserved as usual
-    // (no MAP_NORESERVE), so that weights larger than the machine fail here with an error rather
-    // than later, while they are written, with the OOM killer.
-    const size_t len = (bytes + kHuge - 1) / kHuge * kHuge;
-    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return nullptr;
-    madvise(p, len, MADV_HUGEPAGE);
-    maps_.emplace_back((uint8_t*)p, len);
-    return (uint8_t*)p;
+    // Pages never written are never backed: the unused end of a chunk costs no memory.
+    uint8_t* p = map_huge_pages(bytes);
+    if (p) maps_.emplace_back(p, bytes);
+    return p;
 }
 
 uint8_t* Model::Arena::alloc(size_t bytes) {
     bytes = (bytes + kAlign - 1) / kAlign * kAlign;
-    if (bytes > kChunk / 4) {
+    if (bytes > chunk_bytes_ / 4) {
         uint8_t* p = map(bytes);
-        if (p) own_ += maps_.back().second;
+        if (p) own_ += huge_page_round(bytes);
         return p;
     }
-    if (!chunk_ || chunk_used_ + bytes > kChunk) {
-        uint8_t* c = map(kChunk);
+    if (!chunk_ || chunk_used_ + bytes > chunk_bytes_) {
+        uint8_t* c = map(chunk_bytes_);
         if (!c) return nullptr;
-        if (chunk_) full_ += (chunk_used_ + kHuge - 1) / kHuge * kHuge;
+        if (chunk_) full_ += huge_page_round(chunk_used_);
         chunk_ = c;
         chunk_used_ = 0;
     }
@@ -101,7 +95,7 @@ uint8_t* Model::Arena::alloc(size_t bytes) {
     return p;
 }
 
-size_t Model::Arena::used_bytes() const { return own_ + full_ + (chunk_used_ + kHuge - 1) / kHuge * kHuge; }
+size_t Model::Arena::used_bytes() const { return own_ + full_ + huge_page_round(chunk_used_); }
 
 void Model::pack(Tensor& t) {
     if (!t.valid() || t.packed || t.n_dims < 2 || t.n_dims > 3) return;

@@ -138,11 +138,11 @@ private:
     // the weights' huge pages, the rest stay in the file's mapping (see model.cpp).
     void keep_in_memory(Tensor& t, bool copy);
     // Huge-page-backed anonymous memory handed out back to back, 64-byte aligned, from chunks of
-    // kChunk; a request over a quarter of that gets a mapping of its own.
+    // chunk_bytes; a request over a quarter of that gets a mapping of its own.
     class Arena {
     public:
-        static constexpr size_t kHuge = 2u << 20, kAlign = 64, kChunk = 256u << 20;
-        Arena() = default;
+        static constexpr size_t kAlign = 64;
+        explicit Arena(size_t chunk_bytes) : chunk_bytes_(chunk_bytes) {}
         Arena(const Arena&) = delete;
         Arena& operator=(const Arena&) = delete;
         ~Arena();
@@ -151,12 +151,13 @@ private:
 
     private:
         uint8_t* map(size_t bytes);  // a new mapping, rounded up to huge pages
-        std::vector<std::pair<uint8_t*, size_t>> maps_;
+        size_t chunk_bytes_;
+        std::vector<std::pair<uint8_t*, size_t>> maps_;  // (start, bytes asked for)
         uint8_t* chunk_ = nullptr;        // the chunk handing out memory now
         size_t chunk_used_ = 0, own_ = 0, full_ = 0;  // used of chunk_; mappings of their own; earlier chunks
     };
-    Arena small_;    // tensors of up to 64 KB the forward pass reads (norm weights, biases)
-    Arena weights_;  // repacked weights and copied embeddings, back to back in the order of binding
+    Arena small_{2u << 20};      // tensors of up to 64 KB the forward pass reads (norm weights, biases)
+    Arena weights_{256u << 20};  // repacked weights and copied embeddings, back to back in the order of binding
     std::map<std::string, Placement> placement_;
     std::unique_ptr<ThreadPool> pack_pool_;          // during loading only
 };

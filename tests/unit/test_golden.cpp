@@ -75,7 +75,9 @@ TEST_P(Golden, Logits) {
     }
     std::sort(cos.begin(), cos.end());
     const double median = cos.size() % 2 ? cos[cos.size() / 2] : 0.5 * (cos[cos.size() / 2 - 1] + cos[cos.size() / 2]);
-    if (!p.exact && p.c.moe) EXPECT_GE(median, k_moe_fast_median_cos);
+    if (!p.exact && p.c.moe) {
+        EXPECT_GE(median, k_moe_fast_median_cos);
+    }
     RecordProperty("min_cosine", std::to_string(cos.front()));
 }
 
@@ -136,7 +138,9 @@ TEST(Placement, WeightsLeaveTheFileWhereTheyShould) {
         EXPECT_TRUE(embd.copied && !embd.mapped && !embd.repacked);
         const auto norm = m->placement("blk.0.attn_norm.weight");
         EXPECT_TRUE(norm.copied && !norm.mapped);
-        if (cpu::packed_kernels(DType::Q4_K)) EXPECT_TRUE(m->placement("blk.0.attn_q.weight").repacked);
+        if (cpu::packed_kernels(DType::Q4_K)) {
+            EXPECT_TRUE(m->placement("blk.0.attn_q.weight").repacked);
+        }
         const auto none = m->placement("no.such.tensor");
         EXPECT_FALSE(none.copied || none.mapped || none.repacked);
         for (const auto& t : m->file().tensors()) {
@@ -160,7 +164,9 @@ TEST(Placement, WeightsLeaveTheFileWhereTheyShould) {
         const auto* q = m->file().find_tensor("blk.0.ffn_up.weight");
         ASSERT_NE(q, nullptr);
         const auto pl = m->placement(q->name);
-        if (q->size > (64u << 10)) EXPECT_EQ(pl.mapped, cpu::packed_kernels(q->type) == nullptr);
+        if (q->size > (64u << 10)) {
+            EXPECT_EQ(pl.mapped, cpu::packed_kernels(q->type) == nullptr);
+        }
         EXPECT_TRUE(pl.mapped || pl.repacked || pl.copied);
     }
 }
