@@ -36,13 +36,32 @@ std::string model_id_from_path(const std::string& path) {
     return base.empty() ? std::string("model") : base;
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos <= s.size()) {
+        size_t e = s.find(',', pos);
+        if (e == std::string::npos) e = s.size();
+        std::string item = s.substr(pos, e - pos);
+        while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        while (!item.empty() && item.back() == '/') item.pop_back();  // "https://x.org/" names the origin https://x.org
+        if (!item.empty()) out.push_back(item);
+        pos = e + 1;
+    }
+    return out;
+}
+
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
     std::string path, host = "127.0.0.1", api_key, template_file, alias, reasoning = "deepseek";
     int port = 8080, parallel = 4, threads = 0, max_body_mb = 8;
     int64_t n_ctx = 0, kv_tokens = 0, n_batch = 256;
-    bool exact = false, no_prefix_cache = false, quiet = false;
+    bool exact = false, no_prefix_cache = false, quiet = false, metrics_public = false;
+    std::string cors_origins, allowed_hosts;
+    server::http::ServerOptions so;
+    int max_buffered_mb = (int)(so.max_buffered_body_bytes >> 20), json_depth = 128;
     Args a("serve",
            "-m MODEL [--host H] [--port P] [--parallel N] [--ctx-size N] [--api-key KEY] [--exact] [--threads N] "
            "[--batch-size N] [--chat-template FILE] [--no-prefix-cache]");
@@ -62,6 +81,23 @@ int cmd_serve(int argc, char** argv) {
     a.str("--reasoning-format", &reasoning,
           "deepseek: return <think> ... </think> as reasoning_content (default); none: leave it in the content", "FMT");
     a.integer("--max-body-mb", &max_body_mb, "largest request body in MiB (default 8)", 1, 1024);
+    a.integer("--max-buffered-mb", &max_buffered_mb,
+              "request bodies being received, all connections together, in MiB; beyond: 503 (default 128)", 1, 1 << 20);
+    a.integer("--max-connections", &so.max_connections, "open connections at most; beyond: 503 (default 512)", 1, 1 << 20);
+    a.integer("--http-threads", &so.worker_threads,
+              "requests answered at once (a streamed answer holds one; more wait their turn; default 32)", 1, 4096);
+    a.integer("--header-timeout", &so.header_timeout_seconds,
+              "seconds for a request's headers to arrive, from its first byte; then 408 (default 10)", 1, 3600);
+    a.integer("--body-timeout", &so.body_timeout_seconds,
+              "seconds for a request body to arrive, plus one per 64 KiB of it; then 408 (default 30)", 1, 3600);
+    a.integer("--keep-alive", &so.keep_alive_seconds, "seconds an idle connection is kept open (default 30)", 1, 3600);
+    a.integer("--json-max-depth", &json_depth, "deepest nesting of arrays and objects in a request body (default 128)", 1,
+              10000);
+    a.str("--cors-origins", &cors_origins,
+          "comma-separated origins whose web pages may call the API (CORS; '*': any). Default: none", "LIST");
+    a.str("--allowed-hosts", &allowed_hosts,
+          "comma-separated host names to answer besides loopback ones when listening on loopback", "LIST");
+    a.flag("--metrics-public", &metrics_public, "serve /metrics without the API key when a key is set");
     a.flag("--exact", &exact, "F32 activations, dequantized weights, F32 KV cache");
     a.flag("--no-prefix-cache", &no_prefix_cache, "do not reuse the KV cache of earlier prompts");
     a.flag("--quiet", &quiet, "no per-request log lines");
@@ -113,13 +149,26 @@ int cmd_serve(int argc, char** argv) {
     ao.model_id = alias.empty() ? model_id_from_path(path) : alias;
     ao.api_key = api_key;
     ao.split_reasoning = reasoning == "deepseek";
+    ao.cors_origins = split_list(cors_origins);
+    ao.allowed_hosts = split_list(allowed_hosts);
+    ao.loopback_hosts_only = server::is_loopback_name(host);
+    ao.metrics_public = metrics_public;
+    ao.limits.max_json_depth = json_depth;
     server::Api api(eng, *tok, chat, ao);
 
-    server::http::ServerOptions so;
     so.max_body_bytes = (size_t)max_body_mb << 20;
+    so.max_buffered_body_bytes = (size_t)max_buffered_mb << 20;
+    if (so.max_buffered_body_bytes < so.max_body_bytes)
+        throw Error("--max-buffered-mb must be at least --max-body-mb (one body must fit)");
     so.log_requests = !quiet;
+    so.admit = [&api](const server::http::Request& rq) { return api.admit(rq); };
     so.error_body = [](int status, const std::string& msg) {
-        const char* code = status == 413 ? "request_too_large" : status == 431 ? "headers_too_large" : "";
+        const char* code = status == 413   ? "request_too_large"
+                           : status == 431 ? "headers_too_large"
+                           : status == 408 ? "request_timeout"
+                           : status == 503 ? "server_overloaded"
+                           : status == 403 ? "forbidden"
+                                           : "";
         return server::error_body(server::ApiError(status, msg, "", code));
     };
     server::http::Server srv([&api](const server::http::Request& rq, server::http::Response& rs) { api.handle(rq, rs); }, so);
@@ -132,6 +181,11 @@ int cmd_serve(int argc, char** argv) {
             (long long)eng.n_ctx_per_seq(), (long long)eng.stats().kv_tokens_capacity, eng.options().n_parallel, exact ? ", exact" : "",
             api_key.empty() ? "" : ", API key required");
     const std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    if (!ao.loopback_hosts_only && api_key.empty())
+        fprintf(stderr, "yiti serve: warning: listening on %s without an API key: anyone who can reach this port can use the "
+                        "model (set --api-key)\n", host.c_str());
+    fprintf(stderr, "yiti serve: CORS %s; %s\n", ao.cors_origins.empty() ? "off (no other site's pages may call the API)" : ("for " + cors_origins).c_str(),
+            ao.loopback_hosts_only ? "answering loopback host names only" : "answering any host name");
     fprintf(stderr, "yiti serve: listening on http://%s:%d\n", shown_host.c_str(), srv.port());
     fflush(stderr);
 

@@ -4,6 +4,9 @@
 #include <chrono>
 #include <ctime>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "core/error.h"
 #include "server/generation.h"
 #include "server/oai_response.h"
@@ -40,6 +43,87 @@ struct Api::GenJob {
 Api::Api(engine::Engine& eng, const Tokenizer& tok, const ChatPrompt& chat, ApiOptions opt)
     : eng_(eng), tok_(tok), chat_(chat), opt_(std::move(opt)), created_((int64_t)std::time(nullptr)) {
     if (opt_.limits.n_vocab == 0) opt_.limits.n_vocab = tok_.n_vocab();
+    // A lower bound on the tokens of a text, to refuse a prompt that cannot fit before tokenizing
+    // it: every input byte ends up in some token, and no token stands for more bytes than its
+    // text (unknown bytes become one <unk> each). Not for WordPiece, which drops whitespace.
+    if (tok_.type() == VocabType::BPE || (tok_.type() == VocabType::SPM && tok_.unk() >= 0)) {
+        size_t longest = 4;
+        for (int32_t id = 0; id < tok_.n_vocab(); ++id) longest = std::max(longest, tok_.token_to_piece(id, true).size());
+        max_piece_bytes_ = longest;
+    }
+}
+
+namespace {
+
+std::string lower_ascii(std::string s) {
+    for (char& c : s) c = (char)std::tolower((unsigned char)c);
+    return s;
+}
+
+// The host part of a Host header value ("[::1]:8080" -> "::1", "Example.com:80" -> "example.com").
+std::string host_name(const std::string& host) {
+    std::string h = lower_ascii(host);
+    if (!h.empty() && h.front() == '[') {
+        size_t e = h.find(']');
+        return e == std::string::npos ? h : h.substr(1, e - 1);
+    }
+    size_t colon = h.find(':');
+    if (colon != std::string::npos && h.find(':', colon + 1) == std::string::npos) h.resize(colon);
+    while (!h.empty() && h.back() == '.') h.pop_back();
+    return h;
+}
+
+}  // namespace
+
+bool is_loopback_name(const std::string& h) {
+    if (h == "localhost" || (h.size() > 10 && h.compare(h.size() - 10, 10, ".localhost") == 0)) return true;
+    in_addr a4{};
+    if (inet_pton(AF_INET, h.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, h.c_str(), &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+bool Api::origin_listed(const std::string& origin) const {
+    const std::string o = lower_ascii(origin);
+    for (const std::string& allowed : opt_.cors_origins)
+        if (allowed == "*" || lower_ascii(allowed) == o) return true;
+    return false;
+}
+
+http::Refusal Api::admit(const http::Request& req) const {
+    http::Refusal r;
+    const std::string host = req.header("host");
+    if (opt_.loopback_hosts_only && !host.empty()) {
+        const std::string name = host_name(host);
+        bool ok = is_loopback_name(name);
+        for (const std::string& a : opt_.allowed_hosts) ok = ok || lower_ascii(a) == name;
+        if (!ok) {
+            r.status = 403;
+            r.message = strprintf(
+                "The Host header names '%s', but this server listens on loopback only and answers only to loopback "
+                "names (this stops DNS rebinding). To accept that name, start it with --allowed-hosts %s.",
+                name.c_str(), name.c_str());
+            return r;
+        }
+    }
+    const std::string origin = req.header("origin");
+    if (!origin.empty() && !origin_listed(origin)) {
+        // The server's own page is same-origin: its Origin is the address the browser asked for.
+        const std::string o = lower_ascii(origin), h = lower_ascii(host);
+        const bool same = !h.empty() && (o == "http://" + h || o == "https://" + h);
+        if (!same) {
+            r.status = 403;
+            r.message = strprintf(
+                "Cross-origin requests from '%s' are not allowed. To let pages from that origin use this server, start "
+                "it with --cors-origins %s.",
+                origin.c_str(), origin.c_str());
+        }
+    }
+    return r;
 }
 
 Api::~Api() = default;
@@ -81,7 +165,22 @@ bool Api::authorized(const http::Request& req) const {
 }
 
 void Api::handle(const http::Request& req, http::Response& res) {
-    res.set_header("Access-Control-Allow-Origin", "*");
+    // CORS only for the origins named with --cors-origins (none by default).
+    const std::string origin = req.header("origin");
+    const bool cors = !origin.empty() && origin_listed(origin);
+    if (cors) {
+        const bool any = std::find(opt_.cors_origins.begin(), opt_.cors_origins.end(), "*") != opt_.cors_origins.end();
+        res.set_header("Access-Control-Allow-Origin", any ? "*" : origin);
+        res.set_header("Vary", "Origin");
+    }
+    if (!origin.empty() && !cors) {
+        // (The HTTP layer's admission check refuses these before the body; this covers any path around it.)
+        http::Refusal r = admit(req);
+        if (r.status) {
+            metrics_.http_request("other", r.status);
+            return set_error(res, ApiError(r.status, r.message, "", "origin_not_allowed"));
+        }
+    }
     std::string endpoint = "other";
     metrics_.in_flight_delta(1);
     try {
@@ -108,12 +207,15 @@ void Api::route(const http::Request& req, http::Response& res, std::string& endp
     if (path.size() > 1 && path.back() == '/') path.pop_back();
     const std::string& m = req.method;
 
-    if (m == "OPTIONS") {  // CORS preflight
+    if (m == "OPTIONS") {  // CORS preflight (answered in full only for listed origins)
         endpoint = "options";
         res.status = 204;
-        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
-        res.set_header("Access-Control-Max-Age", "86400");
+        res.set_header("Allow", "GET, POST, OPTIONS");
+        if (!req.header("origin").empty() && origin_listed(req.header("origin"))) {
+            res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+            res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key");
+            res.set_header("Access-Control-Max-Age", "86400");
+        }
         return;
     }
     std::string api = path;
@@ -172,6 +274,7 @@ void Api::route(const http::Request& req, http::Response& res, std::string& endp
     }
     if (path == "/metrics") {
         endpoint = "/metrics";
+        if (!opt_.metrics_public) need_auth();
         need("GET");
         Metrics::Gauges g;
         g.n_parallel = eng_.options().n_parallel;
@@ -199,7 +302,7 @@ void Api::route(const http::Request& req, http::Response& res, std::string& endp
 // llama.cpp-server-style helpers: /tokenize {"content", "add_special", "parse_special", "with_pieces"},
 // /detokenize {"tokens"}, /apply-template {"messages"} -> {"prompt"}.
 void Api::utility(const http::Request& req, http::Response& res, const std::string& path) {
-    json b = parse_body(req.body);
+    json b = parse_body(req.body, opt_.limits.max_json_depth);
     if (path == "/tokenize") {
         auto it = b.find("content");
         if (it == b.end() || !it->is_string())
@@ -305,18 +408,29 @@ int64_t clamp_max_tokens(int64_t requested, int64_t n_prompt, int64_t n_ctx) {
                    std::string(what) == "messages" ? "messages" : "prompt", "context_length_exceeded");
 }
 
+// The same refusal, from the text's length alone (before tokenizing it).
+[[noreturn]] void too_long_bytes(size_t bytes, int64_t at_least, int64_t n_ctx, const char* what) {
+    throw ApiError(400,
+                   strprintf("This model's maximum context length is %lld tokens. However, your %s %s %zu bytes long, "
+                             "which is at least %lld tokens. Please reduce the length of the %s.",
+                             (long long)n_ctx - 1, what, std::string(what) == "messages" ? "are" : "is", bytes,
+                             (long long)at_least, what),
+                   std::string(what) == "messages" ? "messages" : "prompt", "context_length_exceeded");
+}
+
 }  // namespace
 
 void Api::chat_completions(const http::Request& req, http::Response& res) {
     const auto t0 = clock_type::now();
-    json body = parse_body(req.body);
+    json body = parse_body(req.body, opt_.limits.max_json_depth);
     ChatRequest cr = parse_chat_request(body, opt_.limits);
 
     const std::string text = render_chat(cr);
+    const int64_t n_ctx = eng_.n_ctx_per_seq();
+    if (min_tokens(text.size()) >= n_ctx) too_long_bytes(text.size(), min_tokens(text.size()), n_ctx, "messages");
     const std::string& bos = chat_.bos_text();
     const bool add_bos = tok_.add_bos() && (bos.empty() || text.rfind(bos, 0) != 0);
     std::vector<int32_t> prompt = tok_.encode(text, add_bos, /*parse_special=*/true);
-    const int64_t n_ctx = eng_.n_ctx_per_seq();
     if (prompt.empty()) throw ApiError(400, "The messages give an empty prompt.", "messages", "invalid_messages");
     if ((int64_t)prompt.size() >= n_ctx) too_long((int64_t)prompt.size(), n_ctx, "messages");
 
@@ -343,13 +457,17 @@ void Api::chat_completions(const http::Request& req, http::Response& res) {
 
 void Api::completions(const http::Request& req, http::Response& res) {
     const auto t0 = clock_type::now();
-    json body = parse_body(req.body);
+    json body = parse_body(req.body, opt_.limits.max_json_depth);
     CompletionRequest cr = parse_completion_request(body, opt_.limits);
     const int64_t n_ctx = eng_.n_ctx_per_seq();
     auto job = std::make_shared<GenJob>();
     job->kind = ResponseBuilder::Kind::Completion;
     job->p = cr.p;
     job->t0 = t0;
+    // Prompts that cannot fit are refused before any of them is tokenized.
+    for (const PromptInput& in : cr.prompts)
+        if (!in.is_tokens && min_tokens(in.text.size()) >= n_ctx)
+            too_long_bytes(in.text.size(), min_tokens(in.text.size()), n_ctx, "prompt");
     for (size_t pi = 0; pi < cr.prompts.size(); ++pi) {
         const PromptInput& in = cr.prompts[pi];
         std::vector<int32_t> prompt = in.is_tokens ? in.tokens : tok_.encode(in.text, true, true);

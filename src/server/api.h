@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "engine/engine.h"
 #include "server/chat_prompt.h"
@@ -32,6 +33,14 @@ struct ApiOptions {
     bool split_reasoning = true;   // <think> ... </think> -> reasoning_content in chat answers
     RequestLimits limits;
     int sse_keepalive_seconds = 10;  // a comment line on a stream that has been quiet this long
+    // Browser safety. Origins whose pages may call the API (CORS); "*" allows every origin. A
+    // request from any other origin (other than the server's own) is refused with 403.
+    std::vector<std::string> cors_origins;
+    // Refuse requests whose Host is not a loopback name or address (DNS rebinding), apart from
+    // `allowed_hosts`; set when the server listens on loopback only.
+    bool loopback_hosts_only = false;
+    std::vector<std::string> allowed_hosts;
+    bool metrics_public = false;     // /metrics without the key even when a key is set
 };
 
 class Api {
@@ -40,6 +49,8 @@ public:
     ~Api();
 
     void handle(const http::Request& req, http::Response& res);
+    // The checks on a request's head, before its body is read (Host, Origin); thread-safe.
+    http::Refusal admit(const http::Request& req) const;
 
     // New generation requests get 503; running ones are cancelled and end their streams with an
     // error event and [DONE].
@@ -60,6 +71,9 @@ private:
     void utility(const http::Request& req, http::Response& res, const std::string& path);
     std::string render_chat(const ChatRequest& cr) const;
     bool authorized(const http::Request& req) const;
+    bool origin_listed(const std::string& origin) const;
+    // At least this many tokens for a text of `bytes` bytes (0 when no bound is known).
+    int64_t min_tokens(size_t bytes) const { return max_piece_bytes_ ? (int64_t)(bytes / max_piece_bytes_) : 0; }
     void track(Generation* g, bool add);
 
     engine::Engine& eng_;
@@ -72,7 +86,12 @@ private:
     mutable std::mutex mu_;
     std::unordered_set<Generation*> live_;
     int64_t created_;
+    size_t max_piece_bytes_ = 0;  // the longest text one token stands for (byte-level and SentencePiece vocabularies)
 };
+
+// A host name or address that reaches this machine only: localhost, *.localhost, 127.0.0.0/8, ::1
+// (and IPv4-mapped 127.x). Lower-case names without a port.
+bool is_loopback_name(const std::string& host);
 
 // Sends a JSON body with the right content type.
 void set_json(http::Response& res, int status, const json& body);

@@ -36,15 +36,49 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 std::string error_body(const ApiError& e) { return dump(error_object(e)); }
 
-json parse_body(const std::string& body) {
+size_t json_nesting_depth(std::string_view text, size_t limit) {
+    size_t depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (char ch : text) {
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (ch == '\\')
+                escaped = true;
+            else if (ch == '"')
+                in_string = false;
+            continue;
+        }
+        if (ch == '"') {
+            in_string = true;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > deepest) {
+                deepest = depth;
+                if (deepest > limit) return deepest;
+            }
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+json parse_body(const std::string& body, int max_depth) {
     if (body.empty())
         throw ApiError(400, "The request body is empty; expected a JSON object.", "", "invalid_json");
+    // Nesting is checked before parsing: a body of a few hundred KB of '[' must not run the
+    // parser (or anything that walks the result) out of stack.
+    if (max_depth > 0 && json_nesting_depth(body, (size_t)max_depth) > (size_t)max_depth)
+        throw ApiError(400,
+                       strprintf("The JSON body of your request is nested more than %d levels deep.", max_depth), "",
+                       "invalid_json");
     json j;
     try {
         j = json::parse(body);
-    } catch (const json::parse_error& e) {
-        std::string what = e.what();
+    } catch (const json::exception& e) {
+        // Syntax errors, and numbers out of range ("1e400"): the client's JSON, not our failure.
         // "[json.exception.parse_error.101] parse error at line 1, column 5: ..." -> after the id.
+        std::string what = e.what();
         size_t p = what.find("] ");
         throw ApiError(400,
                        "We could not parse the JSON body of your request: " +

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -33,8 +34,13 @@ const char* error_type_for_status(int status);
 // Serializes JSON for the wire; invalid UTF-8 in strings becomes U+FFFD instead of throwing.
 std::string dump(const json& j);
 
-// Parses a request body: 400 for malformed JSON or a body that is not a JSON object.
-json parse_body(const std::string& body);
+// The deepest nesting of arrays and objects in a JSON text (strings skipped), counting stops
+// once it passes `limit`.
+size_t json_nesting_depth(std::string_view text, size_t limit);
+
+// Parses a request body: 400 for malformed JSON (numbers out of range included), for nesting
+// deeper than `max_depth` (0: unchecked) and for a body that is not a JSON object.
+json parse_body(const std::string& body, int max_depth = 128);
 
 // Settings shared by both endpoints.
 struct GenParams {
@@ -86,6 +92,7 @@ struct RequestLimits {
     int max_stop = 16;          // stop strings
     int max_top_logprobs = 20;
     int64_t n_vocab = 0;        // token ids in prompts must be below (0: not checked)
+    int max_json_depth = 128;   // nesting of arrays and objects in a request body
 };
 
 // Throw ApiError (400) naming the parameter when something is missing, of the wrong type or out
