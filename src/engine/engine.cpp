@@ -140,8 +140,18 @@ void Engine::loop() {
                 cv_.wait_for(lk, std::chrono::milliseconds(5));
             }
         } catch (const std::exception& e) {
-            // A failed forward pass fails the requests in it, never the server.
-            for (auto& s : active_) finish(*s, FinishReason::Error, e.what());
+            // A failed forward pass (out of memory included) fails the requests in it, never the
+            // server: nothing may leave this thread, so failures while failing them are swallowed.
+            for (auto& s : active_) {
+                try {
+                    finish(*s, FinishReason::Error, e.what());
+                } catch (...) {
+                    try {
+                        release_seq(*s);
+                    } catch (...) {
+                    }
+                }
+            }
             active_.clear();
         }
     }

@@ -188,6 +188,10 @@ void Api::handle(const http::Request& req, http::Response& res) {
     } catch (const ApiError& e) {
         res.stream = nullptr;
         set_error(res, e);
+    } catch (const std::bad_alloc&) {
+        // Out of memory: the HTTP layer answers 503 with its prepared answer.
+        metrics_.in_flight_delta(-1);
+        throw;
     } catch (const std::exception& e) {
         res.stream = nullptr;
         set_error(res, ApiError(500, std::string("Internal error: ") + e.what(), "", "internal_error"));
@@ -283,12 +287,21 @@ void Api::route(const http::Request& req, http::Response& res, std::string& endp
         res.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
         return;
     }
-    if (path == "/" || path == "/index.html") {
-        endpoint = "/";
+    if (path == "/" || path == "/index.html" || path == "/app.js" || path == "/app.css") {
+        // The web page, its script and its styles (no authentication: nothing in them is private). The
+        // page runs under a strict Content-Security-Policy; see webui.h.
+        const bool js = path == "/app.js", css = path == "/app.css";
+        endpoint = js || css ? path : "/";
         need("GET");
-        res.body = webui_html();
-        res.set_header("Content-Type", "text/html; charset=utf-8");
+        res.body = js ? webui_script() : css ? webui_style() : webui_html();
+        res.set_header("Content-Type", js    ? "text/javascript; charset=utf-8"
+                                       : css ? "text/css; charset=utf-8"
+                                             : "text/html; charset=utf-8");
         res.set_header("Cache-Control", "no-cache");
+        res.set_header("Content-Security-Policy", webui_csp());
+        res.set_header("X-Content-Type-Options", "nosniff");
+        res.set_header("Referrer-Policy", "no-referrer");
+        res.set_header("X-Frame-Options", "DENY");
         return;
     }
     if (path == "/favicon.ico") {

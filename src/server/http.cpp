@@ -464,6 +464,14 @@ void Server::run() {
                     workers_.size(), total, why.c_str());
         }
     }
+    // Room for every connection a worker may hand back, so that handing back never allocates
+    // (it runs after an out-of-memory failure too).
+    {
+        std::lock_guard<std::mutex> lk(q_mu_);
+        const size_t room = (size_t)opt_.max_connections + workers_.size() + 16;
+        returned_.reserve(room);
+        taken_.reserve(room);
+    }
     epoll_event lev{};
     lev.events = EPOLLIN;
     lev.data.fd = listen_fd_;
@@ -502,14 +510,15 @@ void Server::run() {
                 close_conn(c);
             }
         }
-        try {
-            take_back_returned();
-        } catch (const std::bad_alloc&) {
-        }
+        take_back_returned();
         const auto now = clock_type::now();
         if (now - last_sweep >= std::chrono::milliseconds(100)) {
             last_sweep = now;
-            sweep();
+            try {
+                sweep();
+            } catch (const std::bad_alloc&) {
+                // Tried again at the next sweep.
+            }
         }
     }
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
@@ -1036,23 +1045,28 @@ void Server::sweep() {
 }
 
 void Server::take_back_returned() {
-    std::vector<std::pair<ConnPtr, bool>> back;
     {
         std::lock_guard<std::mutex> lk(q_mu_);
-        back.swap(returned_);
+        taken_.swap(returned_);  // both keep their capacity: handing back never allocates
     }
-    for (auto& [c, keep] : back) {
-        if (!keep || stopping_) {
+    for (auto& [c, keep] : taken_) {
+        try {
+            if (!keep || stopping_) {
+                close_conn(c);
+                continue;
+            }
+            c->reset_for_next(opt_);
+            if (!watch(*c, EPOLLIN | EPOLLRDHUP)) {
+                close_conn(c);
+                continue;
+            }
+            if (!c->buf.empty()) advance(c);  // a pipelined request already here
+        } catch (const std::bad_alloc&) {
+            ::send(c->fd, oom_answer_.data(), oom_answer_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             close_conn(c);
-            continue;
         }
-        c->reset_for_next(opt_);
-        if (!watch(*c, EPOLLIN | EPOLLRDHUP)) {
-            close_conn(c);
-            continue;
-        }
-        if (!c->buf.empty()) advance(c);  // a pipelined request already here
     }
+    taken_.clear();
 }
 
 void Server::hand_back(const ConnPtr& c, bool keep) {
@@ -1067,6 +1081,7 @@ void Server::hand_back(const ConnPtr& c, bool keep) {
 }
 
 void Server::worker_main(bool light_only) {
+    // Nothing here may end the thread but quit_: an exception escaping it would end the process.
     for (;;) {
         ConnPtr c;
         {
@@ -1087,11 +1102,13 @@ void Server::worker_main(bool light_only) {
         try {
             keep = respond(*c);
         } catch (const std::bad_alloc&) {
+            // (The answer may have begun: then the client sees it cut off, as with a broken connection.)
             if (!c->broken) ::send(c->fd, oom_answer_.data(), oom_answer_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             keep = false;
         } catch (...) {
             keep = false;
         }
+        c->req.client_gone = nullptr;
         // The body's memory goes back now, not when the connection does.
         buffered_ -= c->charged;
         c->charged = 0;

@@ -184,6 +184,7 @@ private:
     bool quit_ = false;
     int working_ = 0;                              // connections a worker holds
     std::vector<std::pair<ConnPtr, bool>> returned_;  // from workers: (connection, keep alive)
+    std::vector<std::pair<ConnPtr, bool>> taken_;     // the I/O thread's side of returned_
     std::vector<std::thread> workers_;
 
     mutable std::mutex count_mu_;

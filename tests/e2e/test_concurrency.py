@@ -66,7 +66,7 @@ def open_stream(server, path, body, n_events):
     """Starts a streaming request on a raw socket and reads until n_events data lines came."""
     s = socket.create_connection(("127.0.0.1", server.port), timeout=60)
     payload = json.dumps(body).encode()
-    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
               % (path.encode(), len(payload), payload))
     got = b""
     while got.count(b"data: ") < n_events:

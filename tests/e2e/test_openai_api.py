@@ -227,6 +227,10 @@ def test_web_page_is_self_contained(stories):
     r = stories.get("/")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
     html = r.text
-    assert "<script>" in html and "/v1/chat/completions" in html
-    for bad in ('src="http', "src='http", 'href="http', "@import", "cdn"):
-        assert bad not in html.lower()
+    # The script and the styles are the server's own files (/app.js, /app.css), nothing from elsewhere.
+    assert '<script src="/app.js"' in html and '<link rel="stylesheet" href="/app.css">' in html
+    js, css = stories.get("/app.js"), stories.get("/app.css")
+    assert js.status_code == 200 and css.status_code == 200 and "/v1/chat/completions" in js.text
+    for text in (html, js.text, css.text):
+        for bad in ('src="http', "src='http", 'href="http', "@import", "cdn"):
+            assert bad not in text.lower()

@@ -27,8 +27,8 @@ def find_browser():
     return None
 
 
-@pytest.fixture(scope="module")
-def driver():
+def make_driver(browser_log=False):
+    """Headless Chromium under chromedriver (skips the test when either is missing)."""
     browser, drv = find_browser(), shutil.which("chromedriver")
     if not browser or not drv:
         pytest.skip("chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
@@ -37,8 +37,16 @@ def driver():
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,800",
               "--disable-extensions", "--no-first-run"):
         opts.add_argument(a)
+    if browser_log:
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     d = webdriver.Chrome(service=Service(drv), options=opts)
     d.set_page_load_timeout(60)
+    return d
+
+
+@pytest.fixture(scope="module")
+def driver():
+    d = make_driver()
     yield d
     d.quit()
 
@@ -111,8 +119,9 @@ def test_chat_page_streams_an_answer(server_factory, driver):
 
 def test_markdown_rendering(stories, driver):
     driver.get(stories.url + "/")
+    # renderMarkdown builds DOM nodes (no HTML strings): look at them as HTML.
     html = driver.execute_script(
-        "return renderMarkdown(arguments[0]);",
+        "const d = document.createElement('div'); d.appendChild(renderMarkdown(arguments[0])); return d.innerHTML;",
         "# Title\n\nSome **bold** and *italic* and `code`.\n\n```python\nprint('<hi>')\n```\n\n- one\n- two\n\n"
         "1. first\n2. second\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n> quoted\n\n[link](https://example.com) "
         "<script>alert(1)</script> [bad](javascript:alert(1))")
@@ -122,5 +131,6 @@ def test_markdown_rendering(stories, driver):
     assert '<span class="lang">python</span>' in html
     assert "<ul><li>one</li><li>two</li></ul>" in html and "<ol><li>first</li><li>second</li></ol>" in html
     assert "<table>" in html and "<td>1</td>" in html and "<blockquote>" in html
-    assert 'href="https://example.com"' in html
+    assert 'href="https://example.com/"' in html  # (the address as the browser's URL parser gives it)
+    assert 'rel="noopener noreferrer"' in html
     assert "<script>" not in html and "javascript:" not in html

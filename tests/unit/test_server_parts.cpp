@@ -1,12 +1,17 @@
 // Server pieces that need no model: stop strings, request validation, error objects, Prometheus
 // text, the HTTP server and client (bodies, limits, streaming, disconnects) and SSE parsing.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 
 #include "core/error.h"
+#include "server/api.h"
 #include "server/http.h"
 #include "server/http_client.h"
 #include "server/metrics.h"
@@ -175,6 +180,23 @@ TEST(ServerRequest, BodiesAndErrorObjects) {
     EXPECT_NO_THROW(dump(json{{"x", std::string("a\xff")}}));
 }
 
+TEST(ServerRequest, NestingAndNumbersOutOfRange) {
+    EXPECT_EQ(json_nesting_depth("{}", 10), 1u);
+    EXPECT_EQ(json_nesting_depth(R"({"a": [1, {"b": [[]]}]})", 10), 5u);
+    // Brackets inside strings (escaped quotes included) are text, not nesting.
+    EXPECT_EQ(json_nesting_depth(R"({"a": "[[[{{{", "b": "\"[[[", "c": "\\"})", 10), 1u);
+    // Counting stops once past the limit.
+    EXPECT_EQ(json_nesting_depth(std::string(100000, '['), 64), 65u);
+    std::string deep = "{\"a\":" + std::string(129, '[') + std::string(129, ']') + "}";
+    EXPECT_EQ(status_of([&] { parse_body(deep, 128); }), 400);
+    EXPECT_NO_THROW(parse_body(deep, 130));
+    std::string huge = "{\"a\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
+    EXPECT_EQ(status_of([&] { parse_body(huge); }), 400);
+    // Numbers beyond a double are the client's error (nlohmann reports them as out_of_range).
+    EXPECT_EQ(status_of([] { parse_body(R"({"temperature": 1e400})"); }), 400);
+    EXPECT_EQ(status_of([] { parse_body(R"({"temperature": -1e400})"); }), 400);
+}
+
 TEST(ServerMetrics, PrometheusText) {
     Metrics m;
     m.http_request("/v1/chat/completions", 200);
@@ -307,4 +329,86 @@ TEST(ServerHttp, UrlsAndSse) {
     p.feed("data: a\r\n\r\n: comment\n\ndata: b", add);
     p.feed("\ndata: c\n\n", add);
     EXPECT_EQ(ev, (std::vector<std::string>{"a", "b\nc"}));
+}
+
+TEST(ServerHttp, LoopbackNames) {
+    for (const char* h : {"localhost", "app.localhost", "127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.1"})
+        EXPECT_TRUE(yiti::server::is_loopback_name(h)) << h;
+    for (const char* h : {"", "localhostx", "evil.com", "127.0.0.1.nip.io", "0.0.0.0", "10.0.0.1", "::", "::ffff:10.0.0.1",
+                          "128.0.0.1", "localhost.evil.com"})
+        EXPECT_FALSE(yiti::server::is_loopback_name(h)) << h;
+}
+
+namespace {
+
+// A plain client socket for bytes no well-behaved client sends.
+struct RawConn {
+    int fd = -1;
+    explicit RawConn(int port) {
+        fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        timeval tv{10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        EXPECT_EQ(::connect(fd, (sockaddr*)&a, sizeof a), 0);
+    }
+    ~RawConn() { ::close(fd); }
+    void send(const std::string& d) { EXPECT_EQ(::send(fd, d.data(), d.size(), MSG_NOSIGNAL), (ssize_t)d.size()); }
+    // Until the server closes (or 10 s pass).
+    std::string receive_all() {
+        std::string out;
+        char b[4096];
+        for (ssize_t n; (n = ::recv(fd, b, sizeof b, 0)) > 0;) out.append(b, (size_t)n);
+        return out;
+    }
+    std::string receive_until(const std::string& needle) {
+        std::string out;
+        char b[4096];
+        for (ssize_t n; out.find(needle) == std::string::npos && (n = ::recv(fd, b, sizeof b, 0)) > 0;) out.append(b, (size_t)n);
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST(ServerHttp, DeadlinesBudgetAndLineEndings) {
+    http::ServerOptions o;
+    o.header_timeout_seconds = 1;
+    o.body_timeout_seconds = 1;
+    o.max_body_bytes = 1000;
+    o.max_buffered_body_bytes = 1500;
+    TestServer ts([](const http::Request& rq, http::Response& rs) { rs.body = "ok " + rq.path + " " + std::to_string(rq.body.size()); }, o);
+    auto raw = [&](const std::string& data, bool /*unused*/) {
+        RawConn c(ts.srv.port());
+        c.send(data);
+        return c.receive_all();
+    };
+    // Bare LF line endings are HTTP too.
+    EXPECT_EQ(raw("GET /lf HTTP/1.1\nConnection: close\n\n", false).substr(0, 12), "HTTP/1.1 200");
+    // Not HTTP: answered at once.
+    EXPECT_EQ(raw(std::string("\x16\x03\x01\x00\x10", 5), false).substr(0, 12), "HTTP/1.1 400");
+    // A head that never ends, a body that stops: 408 after the deadline.
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(raw("GET /slow HTTP/1.1\r\nX-A: b", false).substr(0, 12), "HTTP/1.1 408");
+    EXPECT_EQ(raw("POST /slow HTTP/1.1\r\nContent-Length: 10\r\n\r\n12", false).substr(0, 12), "HTTP/1.1 408");
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1800));
+    // Two 800-byte bodies do not fit the 1500-byte budget at once: the second waits for nothing
+    // and gets 503 with Retry-After while the first is still arriving.
+    RawConn first(ts.srv.port());
+    first.send("POST /a HTTP/1.1\r\nContent-Length: 800\r\n\r\nxx");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::string second = raw("POST /b HTTP/1.1\r\nContent-Length: 800\r\n\r\n" + std::string(800, 'y'), false);
+    EXPECT_EQ(second.substr(0, 12), "HTTP/1.1 503");
+    EXPECT_NE(second.find("Retry-After:"), std::string::npos);
+    EXPECT_GT(ts.srv.buffered_body_bytes(), 0u);
+    first.send(std::string(798, 'x'));
+    std::string a = first.receive_until("ok /a");
+    EXPECT_EQ(a.substr(0, 12), "HTTP/1.1 200");
+    EXPECT_NE(a.find("ok /a 800"), std::string::npos);
+    // Given back once answered: the same body now fits.
+    EXPECT_EQ(raw("POST /c HTTP/1.1\r\nConnection: close\r\nContent-Length: 800\r\n\r\n" + std::string(800, 'z'), false).substr(0, 12),
+              "HTTP/1.1 200");
+    EXPECT_EQ(ts.srv.buffered_body_bytes(), 0u);
 }
