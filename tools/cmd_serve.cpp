@@ -174,6 +174,15 @@ int cmd_serve(int argc, char** argv) {
     server::http::Server srv([&api](const server::http::Request& rq, server::http::Response& rs) { api.handle(rq, rs); }, so);
     srv.bind(host, port);
     api.set_connection_counter([&srv] { return srv.open_connections(); });
+    api.set_http_gauges([&srv](server::Metrics::Gauges& g) {
+        const server::http::ServerCounters c = srv.counters();
+        g.buffered_body_bytes = srv.buffered_body_bytes();
+        g.http_ended = {{"timeout", c.timeouts},
+                        {"over_capacity", c.over_capacity},
+                        {"malformed", c.malformed},
+                        {"refused", c.refused},
+                        {"idle_evicted", c.idle_evicted}};
+    });
 
     fprintf(stderr, "yiti serve: model '%s' (%s, %d layers, vocab %lld), %s, context %lld per request, KV cache %lld tokens, %d parallel%s%s\n",
             ao.model_id.c_str(), hp.arch.c_str(), hp.n_layer, (long long)hp.n_vocab,

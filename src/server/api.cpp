@@ -283,6 +283,7 @@ void Api::route(const http::Request& req, http::Response& res, std::string& endp
         Metrics::Gauges g;
         g.n_parallel = eng_.options().n_parallel;
         g.open_connections = connections_ ? connections_() : 0;
+        if (http_gauges_) http_gauges_(g);
         res.body = metrics_.render(eng_.stats(), g);
         res.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
         return;

@@ -60,6 +60,8 @@ public:
 
     Metrics& metrics() { return metrics_; }
     void set_connection_counter(std::function<int()> f) { connections_ = std::move(f); }
+    // The HTTP layer's own figures for /metrics (buffered body bytes and what it ended by reason).
+    void set_http_gauges(std::function<void(Metrics::Gauges&)> f) { http_gauges_ = std::move(f); }
 
 private:
     struct GenJob;
@@ -82,6 +84,7 @@ private:
     ApiOptions opt_;
     Metrics metrics_;
     std::function<int()> connections_;
+    std::function<void(Metrics::Gauges&)> http_gauges_;
     std::atomic<bool> shutting_down_{false};
     mutable std::mutex mu_;
     std::unordered_set<Generation*> live_;

@@ -116,6 +116,13 @@ std::string Metrics::render(const engine::EngineStats& es, const Gauges& g) cons
     sample(o, "yiti_http_requests_in_flight", in_flight_);
     family(o, "yiti_http_connections_open", "gauge", "Open client connections.");
     sample(o, "yiti_http_connections_open", g.open_connections);
+    family(o, "yiti_http_body_bytes_buffered", "gauge", "Bytes of request bodies being received (counted against the budget).");
+    sample(o, "yiti_http_body_bytes_buffered", (double)g.buffered_body_bytes);
+    family(o, "yiti_http_connections_ended_total", "counter",
+           "Requests and connections the HTTP layer ended itself, by reason (timeout: 408; over_capacity: 503; "
+           "malformed: not valid HTTP; refused: Host or Origin not allowed; idle_evicted: idle connection closed to make room).");
+    for (auto& [reason, n] : g.http_ended)
+        sample(o, "yiti_http_connections_ended_total", (double)n, "reason=\"" + prom_escape(reason) + "\"");
 
     family(o, "yiti_completions_total", "counter", "Generated choices that finished, by finish reason.");
     for (const char* r : {"stop", "length", "cancelled", "error"}) {

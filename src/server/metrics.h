@@ -40,6 +40,9 @@ public:
     struct Gauges {
         int n_parallel = 0;
         int open_connections = 0;
+        size_t buffered_body_bytes = 0;
+        // What the HTTP layer ended itself, by reason (timeout, over_capacity, malformed, refused, idle_evicted).
+        std::vector<std::pair<std::string, uint64_t>> http_ended;
     };
     std::string render(const engine::EngineStats& es, const Gauges& g) const;
 

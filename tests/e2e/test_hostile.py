@@ -247,6 +247,7 @@ def test_300_dripping_connections_for_40s_do_not_starve_a_chat(server_factory):
     assert all(a["usage"]["completion_tokens"] > 0 for _, a in answers)
     # Every dripping connection that ended was ended by the server with 408, after ~10 s.
     assert stats["408"] >= 300 and stats["other"] == 0, stats
+    assert s.metric("yiti_http_connections_ended_total", reason="timeout") >= stats["408"]
     still_serving(s)
 
 
@@ -283,6 +284,9 @@ def test_slow_body_gets_408_and_stalled_8mib_bodies_stay_bounded(server_factory)
     # The body budget (64 MiB) takes 8 of the 8 MiB bodies; the others got 503 with Retry-After.
     assert len(refused) >= 7, len(refused)
     assert all(status_of(d) == 503 and b"Retry-After:" in d for d in refused), refused[:1]
+    assert s.metric("yiti_http_connections_ended_total", reason="over_capacity") >= len(refused)
+    assert s.metric("yiti_http_connections_ended_total", reason="timeout") == 2
+    assert s.metric("yiti_http_body_bytes_buffered") > 0
     held = rss_mib(s.proc.pid) - base
     assert held < 64 + 40, f"{held:.0f} MiB held for stalled bodies"
     assert health_ok(s)
@@ -290,6 +294,7 @@ def test_slow_body_gets_408_and_stalled_8mib_bodies_stay_bounded(server_factory)
         c.close()
     # Given back once they are gone.
     assert wait_until(lambda: rss_mib(s.proc.pid) - base < 16, timeout=10), f"{rss_mib(s.proc.pid) - base:.0f} MiB still held"
+    assert s.metric("yiti_http_body_bytes_buffered") == 0
     still_serving(s)
 
 
