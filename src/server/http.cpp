@@ -329,6 +329,15 @@ clock_type::time_point body_deadline(clock_type::time_point start, size_t bytes,
     return start + std::chrono::seconds(o.body_timeout_seconds) + std::chrono::milliseconds((int64_t)extra_ms);
 }
 
+// Frees a request body; a large one's pages go back to the system at once. (glibc serves blocks
+// of this size from its heaps once a large block has been freed, and keeps freed heap pages;
+// malloc_trim releases every whole free page of every arena.)
+void free_body(std::string& body) {
+    const size_t cap = body.capacity();
+    std::string().swap(body);
+    if (cap >= (1u << 20)) malloc_trim(0);
+}
+
 double ms_between(clock_type::time_point a, clock_type::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -339,10 +348,6 @@ Server::Server(Handler handler, ServerOptions opt) : handler_(std::move(handler)
     if (!opt_.error_body) opt_.error_body = default_error_body;
     if (opt_.worker_threads < 1) opt_.worker_threads = 1;
     if (opt_.light_worker_threads < 0) opt_.light_worker_threads = 0;
-    // Bodies of a megabyte and more get their own mappings, returned to the system when freed.
-    // (glibc's default threshold rises to the largest block freed so far, so that after one 8 MiB
-    // body every later one stayed in the heap for good.)
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw Error(strprintf("eventfd: %s", strerror(errno)));
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -614,6 +619,7 @@ void Server::close_conn(const ConnPtr& c) {
     if (c->in_epoll) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
     c->in_epoll = false;
     release(*c);
+    free_body(c->req.body);
     conns_.erase(c->fd);
     ::close(c->fd);
     c->fd = -1;
@@ -979,7 +985,7 @@ void Server::answer_and_close(Conn& c, int status, const std::string& message,
     c.out_off = 0;
     log_line(c.req, status, body.size(), c.t0 == clock_type::time_point{} ? 0.0 : ms_between(c.t0, clock_type::now()), "");
     release(c);
-    std::string().swap(c.req.body);
+    free_body(c.req.body);
     c.buf.clear();
     c.st = Conn::St::Closing;
     c.deadline = clock_type::now() + std::chrono::seconds(2);
@@ -1112,7 +1118,7 @@ void Server::worker_main(bool light_only) {
         // The body's memory goes back now, not when the connection does.
         buffered_ -= c->charged;
         c->charged = 0;
-        std::string().swap(c->req.body);
+        free_body(c->req.body);
         hand_back(c, keep);
     }
 }

@@ -360,10 +360,11 @@ def test_memory_limit_with_many_connections_answers_503_never_exits(server_facto
     normally under the same cap (the bodies' memory was given back)."""
     s = server_factory(STORIES, "--parallel", 2, "--max-buffered-mb", 4096)
     pid = s.proc.pid
-    body = json.dumps({"prompt": "x" * (7 << 20), "max_tokens": 1}).encode()
-    req = b"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    big = json.dumps({"prompt": "x" * (7 << 20), "max_tokens": 1}).encode()
+    small = json.dumps({"prompt": "x" * 4000, "max_tokens": 1}).encode()
 
-    def load():
+    def load(body, n=100):
+        req = b"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
         results = []
         lock = threading.Lock()
 
@@ -382,20 +383,20 @@ def test_memory_limit_with_many_connections_answers_503_never_exits(server_facto
                 with lock:
                     results.append(type(e).__name__)
 
-        threads = [threading.Thread(target=client) for _ in range(100)]
+        threads = [threading.Thread(target=client) for _ in range(n)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(120)
         return results
 
-    # Once without a cap: the allocator's per-thread arenas reserve their address space for good,
-    # so the cap is set against what the server holds after such a load.
-    first = load()
+    # First small requests on every worker: the allocator's per-thread arenas reserve their address
+    # space for good, so the cap is set against what the server holds with them in place.
+    first = load(small, 60)
     assert all(r == 400 for r in first), first[:10]  # each prompt cannot fit (context 128)
     limit = (vmsize_kib(pid) + 48 * 1024) * 1024
     subprocess.run(["prlimit", f"--pid={pid}", f"--as={limit}:unlimited"], check=True)
-    results = load()
+    results = load(big)
     assert s.alive(), "".join(s.log[-30:])
     codes = [r for r in results if isinstance(r, int)]
     assert 503 in codes, results[:20]
