@@ -346,6 +346,7 @@ bool Engine::step() {
     for (size_t i = 0; i < in_batch.size(); ++i)
         if (in_batch[i]->n_generated == 0) n_prompt_tokens += batch.seqs[i].n;
     model_->forward(*rt_, *cache_, batch, logits.data());
+    batch.advance();
     {
         std::lock_guard<std::mutex> lk(mu_);
         stats_.steps_total++;

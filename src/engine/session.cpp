@@ -43,6 +43,7 @@ std::vector<float> Session::eval(const std::vector<int32_t>& tokens, bool all_lo
         batch.seqs.push_back(s);
         float* dst = all_logits ? out.data() + b * V : out.data();
         model_->forward(*rt_, *cache_, batch, dst);
+        batch.advance();
     }
     return out;
 }

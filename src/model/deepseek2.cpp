@@ -238,7 +238,6 @@ public:
             }
             add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
         }
-        for (const BatchSeq& s : batch.seqs) s.kv->n_tokens += (int32_t)s.n;
         output_logits(rt, output_norm_, output_, hp_.rms_eps, x.data(), E, pi, logits);
     }
 

@@ -36,6 +36,10 @@ int64_t Batch::n_outputs() const {
     return n;
 }
 
+void Batch::advance() const {
+    for (const BatchSeq& s : seqs) s.kv->n_tokens += (int32_t)s.n;
+}
+
 std::unique_ptr<Model> load_model_impl(const std::string& path) {
     std::shared_ptr<gguf::File> f = gguf::File::open(path);
     auto arch = f->get_str("general.architecture");

@@ -62,6 +62,9 @@ struct Batch {
     std::vector<BatchSeq> seqs;
     // Rows of logits the forward pass returns, in sequence order.
     int64_t n_outputs() const;
+    // After a pass: each sequence's cache now holds its tokens of this batch. The caller (engine,
+    // session) advances the positions; forward() leaves them as they were.
+    void advance() const;
 };
 
 struct ModelStats {
@@ -109,8 +112,9 @@ public:
     // What one token occupies in the cache, per layer.
     virtual kv::KVLayout kv_layout(DType kv_type) const;
 
-    // Runs the batch: appends each sequence's tokens to its cache (the caller has reserved the
-    // slots) and writes n_outputs() rows of n_vocab logits.
+    // Runs the batch: stores each sequence's keys and values in its cache at positions
+    // kv->n_tokens onwards (the caller has reserved the slots) and writes n_outputs() rows of
+    // n_vocab logits. It does not advance the sequences' positions: the caller does (Batch::advance).
     virtual void forward(runtime::Runtime& rt, kv::KVCache& cache, const Batch& batch, float* logits) = 0;
 
 protected:
