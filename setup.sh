@@ -8,15 +8,19 @@ run_model=1
 [ "${1:-}" = "--no-run" ] && run_model=0
 
 # 1. System packages (Debian 12).
+# libvulkan-dev + glslc: the Vulkan backend (headers; shaders compiled at build time);
+# mesa-vulkan-drivers: lavapipe, the software Vulkan device the GPU tests run on.
 pkgs=(build-essential cmake ninja-build pkg-config libgtest-dev nlohmann-json3-dev libpcre2-dev
-      libcpp-httplib-dev clang libclang-rt-14-dev python3 python3-pip unzip chromium chromium-driver)
+      clang libclang-rt-14-dev python3 python3-pip unzip chromium chromium-driver
+      libvulkan-dev glslc mesa-vulkan-drivers)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Another apt run (unattended upgrades) may hold the lock for a while: wait for it.
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # 2. Python tools for the end-to-end tests.

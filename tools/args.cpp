@@ -36,6 +36,24 @@ void Args::str(const std::string& names, std::string* out, const std::string& he
     };
 }
 
+void Args::list(const std::string& names, std::vector<std::string>* out, const std::string& help,
+                const std::string& metavar) {
+    add(names, help, metavar, true).set = [out](const std::string& v) {
+        out->push_back(v);
+        return std::string();
+    };
+}
+
+void add_placement_flags(Args& a, PlacementFlags* f) {
+    a.integer("-ngl,--gpu-layers", &f->n_gpu_layers,
+              "the last N repeating layers and the output on the GPUs (N >= layers: all; default 0)", 0, 1 << 20);
+    a.list("-ot,--override-tensor", &f->overrides,
+           "tensors whose name matches REGEX go to DEVICE (repeatable, first match wins; e.g. \"_exps=cpu\")",
+           "REGEX=DEVICE");
+    a.str("--device", &f->devices, "the GPUs to use, comma-separated ids as `yiti devices` prints them (default: every "
+                                   "GPU that is not a software device)", "LIST");
+}
+
 static bool parse_ll(const std::string& v, long long* out) {
     if (v.empty()) return false;
     char* end = nullptr;

@@ -18,6 +18,9 @@ public:
     void integer(const std::string& names, int* out, const std::string& help, int min, int max);
     void number(const std::string& names, float* out, const std::string& help, float min, float max);
     void u64(const std::string& names, uint64_t* out, const std::string& help);
+    // Repeatable: each occurrence appends its value.
+    void list(const std::string& names, std::vector<std::string>* out, const std::string& help,
+              const std::string& metavar = "S");
     void examples(const std::string& text) { examples_ = text; }
     // Arguments that are not options are collected here (without this, they are an error).
     void positional(std::vector<std::string>* out, const std::string& metavar) {
@@ -48,5 +51,13 @@ private:
     std::vector<Opt> opts_;
     int exit_code_ = 0;
 };
+
+// Where the model goes: -ngl, -ot (repeatable), --device; see runtime/placement.h.
+struct PlacementFlags {
+    int n_gpu_layers = 0;
+    std::vector<std::string> overrides;  // "REGEX=DEVICE"
+    std::string devices;                 // "vulkan0,vulkan1"
+};
+void add_placement_flags(Args& a, PlacementFlags* f);
 
 }  // namespace yiti::cli

@@ -2,32 +2,33 @@
 #include <cinttypes>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "runtime/placement.h"
 
 namespace yiti::cli {
 
-static std::string human(double bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
-    return strprintf(u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
-}
+static std::string human(double bytes) { return runtime::human_bytes(bytes); }
 
 int cmd_info(int argc, char** argv) {
     std::string path;
-    bool tensors = false, metadata = false;
+    bool tensors = false, metadata = false, placement = false;
     int64_t n_ctx = 0;
-    Args a("info", "-m MODEL [--tensors] [--metadata] [-c N]");
+    PlacementFlags pf;
+    Args a("info", "-m MODEL [--tensors] [--metadata] [-c N] [--placement [-ngl N] [-ot REGEX=DEVICE]... [--device LIST]]");
     a.str("-m,--model", &path, "GGUF model file", "FILE");
     a.flag("--tensors", &tensors, "list every tensor");
     a.flag("--metadata", &metadata, "list every metadata key");
+    a.flag("--placement", &placement, "show which device each tensor goes to with these flags, and the bytes per device");
+    add_placement_flags(a, &pf);
     a.integer("-c,--ctx-size", &n_ctx, "context size for the memory estimate (default: min(training context, 4096))", 1,
               1 << 24);
-    a.examples("  yiti info -m model.gguf\n  yiti info -m model.gguf --tensors\n");
+    a.examples("  yiti info -m model.gguf\n  yiti info -m model.gguf --tensors\n"
+               "  yiti info -m model.gguf --placement -ngl 99 -ot \"_exps=cpu\"\n");
     if (!a.parse(argc, argv)) return a.exit_code();
     if (path.empty()) throw Error("missing -m MODEL");
 
@@ -35,6 +36,16 @@ int cmd_info(int argc, char** argv) {
     const auto& hp = m->hparams();
     const auto& f = m->file();
     const auto st = m->stats();
+    // The placement is planned before anything is printed, so that bad flags fail at once.
+    std::optional<runtime::PlacementPlan> plan;
+    if (placement) {
+        runtime::PlacementOptions po;
+        po.n_gpu_layers = pf.n_gpu_layers;
+        for (auto& o : pf.overrides) po.overrides.push_back(runtime::parse_tensor_override(o));
+        if (!pf.devices.empty()) po.devices = runtime::parse_device_list(pf.devices);
+        plan = runtime::plan_placement(f, hp.n_layer, po, runtime::list_devices());
+        for (auto& w : plan->warnings) fprintf(stderr, "yiti info: warning: %s\n", w.c_str());
+    }
     printf("file          %s (GGUF v%u, %s)\n", path.c_str(), f.version(), human((double)f.file_size()).c_str());
     printf("name          %s\n", hp.name.c_str());
     printf("architecture  %s\n", hp.arch.c_str());
@@ -82,6 +93,14 @@ int cmd_info(int argc, char** argv) {
     printf("memory needed %s (weights + kv cache for %" PRId64 " tokens)\n",
            human((double)st.weight_bytes + (double)kv_tok * ctx).c_str(), ctx);
 
+    if (plan) {
+        printf("\nplacement (%s):\n", plan->summary().c_str());
+        for (auto& t : plan->tensors)
+            printf("  %-40s %-8s %-10s %s%s\n", t.name.c_str(), dtype_name(t.type), human((double)t.bytes).c_str(),
+                   t.device.c_str(), t.overridden ? " (-ot)" : "");
+        printf("bytes per device:\n");
+        for (auto& [id, b] : plan->device_bytes) printf("  %-10s %s\n", id.c_str(), human((double)b).c_str());
+    }
     if (metadata) {
         printf("\nmetadata:\n");
         for (auto& [k, v] : f.kvs()) printf("  %-48s %s\n", k.c_str(), v.to_string().c_str());

@@ -26,6 +26,7 @@ const Command k_commands[] = {
     {"bench-serve", yiti::cli::cmd_bench_serve, "measure a running server under 1..16 concurrent clients"},
     {"bench", yiti::cli::cmd_bench, "measure prompt and generation speed and the memory bandwidth they reach"},
     {"synth", yiti::cli::cmd_synth, "write a random-weight model of a realistic shape for benchmarks"},
+    {"devices", yiti::cli::cmd_devices, "list the devices yiti can compute on (CPU, Vulkan GPUs) and their limits"},
 };
 
 void usage(FILE* f) {

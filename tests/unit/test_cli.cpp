@@ -95,6 +95,19 @@ TEST(Cli, InfoShowsPlacement) {
     EXPECT_EQ(r.out.find(" unused"), std::string::npos) << r.out;
 }
 
+TEST(Cli, InfoPlacementTable) {
+    NEED_BIN();
+    // No GPU chosen (none, or only a software one not named): everything on the CPU, with a warning.
+    Proc r = sh(bin() + " info -m " + k_shared + "/models/synth-deepseek2-Q4_K_M.gguf --placement -ngl 99 -ot _exps=cpu 2>&1");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("placement (cpu 7.41 MiB)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("warning: -ngl 99: there is no GPU to use"), std::string::npos) << r.out;
+    const size_t at = r.out.find("  blk.1.ffn_up_exps.weight ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    EXPECT_NE(r.out.substr(at, r.out.find('\n', at) - at).find("cpu (-ot)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("bytes per device:\n  cpu        7.41 MiB"), std::string::npos) << r.out;
+}
+
 TEST(Cli, TemplateRendersChatML) {
     NEED_BIN();
     const auto dir = std::filesystem::temp_directory_path() / ("yiti-tpl-" + std::to_string(getpid()));
@@ -142,6 +155,10 @@ TEST(Cli, ImpossibleFlagsAreClearErrors) {
         {"logits" + m + " --tokens 1,999999 --out /dev/null", 1, "out of range"},
         {"run" + m + " -p hi -c 2", 1, "the context only 2"},
         {"frobnicate", 2, "unknown command 'frobnicate'"},
+        {"info" + m + " --placement --device vulkan99", 1, "the device 'vulkan99', which does not exist here"},
+        {"info" + m + " --placement -ot nothing_like_this=cpu", 1, "matches no tensor of this model"},
+        {"info" + m + " --placement -ot _exps", 1, "REGEX=DEVICE"},
+        {"info" + m + " --placement -ot 'blk=gpu7'", 1, "the device 'gpu7'"},
     };
     for (auto& c : cases) {
         Proc r = sh(bin() + " " + c.args + " 2>&1 >/dev/null");

@@ -208,7 +208,14 @@ TEST(ServerMetrics, PrometheusText) {
     yiti::engine::EngineStats es;
     es.kv_tokens_capacity = 100;
     es.kv_tokens_used = 25;
-    std::string t = m.render(es, {4, 1});
+    Metrics::Gauges g;
+    g.n_parallel = 4;
+    g.open_connections = 1;
+    g.buffered_body_bytes = 1234;
+    g.http_ended = {{"timeout", 3}, {"over_capacity", 0}};
+    std::string t = m.render(es, g);
+    EXPECT_NE(t.find("yiti_http_body_bytes_buffered 1234\n"), std::string::npos);
+    EXPECT_NE(t.find("yiti_http_connections_ended_total{reason=\"timeout\"} 3\n"), std::string::npos);
     EXPECT_NE(t.find("# TYPE yiti_http_requests_total counter\n"), std::string::npos);
     EXPECT_NE(t.find("yiti_http_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 2\n"), std::string::npos);
     EXPECT_NE(t.find("endpoint=\"/x\\\"y\""), std::string::npos);

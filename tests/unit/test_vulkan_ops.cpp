@@ -1,0 +1,634 @@
+// Op tests of the Vulkan backend: every kernel against the CPU on random data, odd shapes, split
+// bindings; the device list; the context's allocator, barriers and counters.
+//
+// The device: YITI_TEST_VK_DEVICE (e.g. "vulkan1") or the first usable Vulkan device, software
+// ones (lavapipe, what CI has) included. Without one the GPU tests skip.
+//
+// Error bounds (normalized mean squared error, NMSE = sum (gpu - ref)^2 / sum ref^2):
+//  * mul_mat, every weight type: kMulMatNmse = 1e-9 against the reference dequantization
+//    (quant::dequantize_row_ref) multiplied in double. The GPU forms the same dequantized values
+//    exactly (an integer times a half, or a widened half, is exact in F32) and each product exactly
+//    (FMA), so it differs only in rounding its F32 sums: every addition adds a relative error of at
+//    most u = 2^-24 of a partial sum; with random signs these add up to about u * sqrt(K) relative to
+//    the result, NMSE ~ u^2 K = 1.5e-11 for K = 4096, the longest rows here. The bound leaves ~60x
+//    room for unlucky orders; a wrong dequantization (a scale, a nibble, a sign of one element in
+//    32) or a dropped block gives NMSE >= 1e-4.
+//  * rms_norm: kRmsNormNmse = 1e-12 against cpu::rms_norm. Each output is x * scale * w with scale
+//    from an F32 (GPU) or double (CPU) sum of squares: a few u relative per element, NMSE ~ 1e-14.
+//    The bound is tight enough that dropping eps = 1e-5 (relative change 1.5e-5 of the scale for
+//    these data, NMSE ~ 2e-10) fails it.
+//  * silu_mul: kSiluMulNmse = 1e-12 against cpu::silu_mul. Vulkan lets exp(x) be off by
+//    (3 + 2|x|) ulp and a division by 2.5 ulp: for these data (|gate| <= 8) that is NMSE <= 2e-14 if
+//    every element were at its worst; the bound leaves 50x. Rounding the activation through half
+//    precision (an F16 intermediate) gives 1e-7. (A 'fast exp' with log2(e) rounded to 1.4427 gives
+//    7e-14: within what a conformant device may do, so no bound can tell it apart.)
+//  * add: exact (NMSE 0): an F32 addition is correctly rounded on every Vulkan device.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "cpu/ops.h"
+#include "quant/quant.h"
+#include "runtime/devices.h"
+#ifdef YITI_VULKAN
+#include "vulkan/context.h"
+#include "vulkan/ops.h"
+#include "vulkan/sequence.h"
+#endif
+
+namespace {
+
+using yiti::DType;
+
+constexpr double kMulMatNmse = 1e-9;
+constexpr double kRmsNormNmse = 1e-12;
+constexpr double kSiluMulNmse = 1e-12;
+
+// Deterministic uniform values in [-1, 1).
+struct Rng {
+    uint64_t s;
+    explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+    float next() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        return (float)((s >> 11) * 0x1p-53 * 2.0 - 1.0);
+    }
+    std::vector<float> vec(size_t n) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = next();
+        return v;
+    }
+};
+
+double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+        const double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) {
+    return std::vector<double>(v.begin(), v.end());
+}
+
+// Runs a shell command; returns the exit code and stdout.
+std::pair<int, std::string> sh(const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return {-1, ""};
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int st = pclose(p);
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ the device list (no GPU needed)
+
+TEST(VulkanDevices, CpuFirstAndUnknownIdsNamed) {
+    const auto& devs = yiti::runtime::list_devices();
+    ASSERT_FALSE(devs.empty());
+    EXPECT_EQ(devs[0].id, "cpu");
+    EXPECT_EQ(devs[0].device.kind, yiti::DeviceKind::CPU);
+    EXPECT_GT(devs[0].memory_bytes, 0u);
+    for (size_t i = 1; i < devs.size(); ++i) {
+        EXPECT_EQ(devs[i].id, "vulkan" + std::to_string(i - 1));
+        EXPECT_EQ(devs[i].device.kind, yiti::DeviceKind::Vulkan);
+        EXPECT_EQ(devs[i].device.index, (int)i - 1);
+        EXPECT_EQ(devs[i].software, devs[i].type == "cpu");
+    }
+    EXPECT_EQ(&yiti::runtime::find_device("cpu"), &devs[0]);
+    try {
+        yiti::runtime::find_device("vulkan99");
+        FAIL() << "no error for an unknown device";
+    } catch (const yiti::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("'vulkan99'"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("cpu"), std::string::npos) << e.what();
+    }
+}
+
+// The yiti binary: YITI_BIN (set by ctest), else beside the test binary's folder.
+std::string yiti_bin() {
+    if (const char* b = getenv("YITI_BIN")) return b;
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return "";
+    const auto guess = exe.parent_path().parent_path() / "yiti";
+    return std::filesystem::exists(guess) ? guess.string() : "";
+}
+
+// A machine without a Vulkan loader: the binary runs and lists the CPU alone.
+TEST(VulkanDevices, NoLoaderMeansOnlyTheCpu) {
+    const std::string bin = yiti_bin();
+    if (bin.empty()) GTEST_SKIP() << "YITI_BIN not set and no yiti binary beside the tests";
+    auto [rc, out] =
+        sh(std::string("YITI_VK_LOADER=/nonexistent/libvulkan.so.1 ") + bin + " devices --json 2>/dev/null");
+    ASSERT_EQ(rc, 0);
+    auto j = nlohmann::json::parse(out);
+    ASSERT_EQ(j.size(), 1u) << out;
+    EXPECT_EQ(j[0]["id"], "cpu");
+    auto [rc2, text] = sh(std::string("YITI_VK_LOADER=/nonexistent/libvulkan.so.1 ") + bin + " devices 2>&1");
+    EXPECT_EQ(rc2, 0);
+#ifdef YITI_VULKAN
+    EXPECT_NE(text.find("no Vulkan devices: cannot open the Vulkan loader"), std::string::npos) << text;
+#else
+    EXPECT_NE(text.find("no Vulkan devices: this build of yiti has no Vulkan backend"), std::string::npos)
+        << text;
+#endif
+    auto [rc4, help] = sh(bin + " devices --help");
+    EXPECT_EQ(rc4, 0);
+    EXPECT_NE(help.find("--json"), std::string::npos) << help;
+#ifdef YITI_VULKAN
+    auto [rc3, bad] = sh("YITI_VK_MAX_STORAGE_RANGE=12Q " + bin + " devices 2>&1");
+    EXPECT_EQ(rc3, 1);
+    EXPECT_NE(bad.find("YITI_VK_MAX_STORAGE_RANGE='12Q'"), std::string::npos) << bad;
+#endif
+}
+
+#ifdef YITI_VULKAN
+
+namespace {
+
+namespace vk = yiti::vk;
+
+// The Vulkan device the tests run on: index, or -1 (with *why) when there is none.
+int test_device(std::string* why) {
+    const char* want = getenv("YITI_TEST_VK_DEVICE");
+    if (want && *want) {
+        const auto& d = yiti::runtime::find_device(want);
+        if (d.device.kind != yiti::DeviceKind::Vulkan) {
+            *why = std::string(want) + " is not a Vulkan device";
+            return -1;
+        }
+        return d.device.index;
+    }
+    for (const auto& d : yiti::runtime::list_devices())
+        if (d.device.kind == yiti::DeviceKind::Vulkan && d.unusable.empty()) return d.device.index;
+    *why = "no Vulkan device (" + yiti::runtime::vulkan_unavailable_reason() + ")";
+    return -1;
+}
+
+vk::Buffer to_device(vk::Context& ctx, const std::vector<float>& v) {
+    vk::Buffer b = ctx.alloc(v.size() * 4, "test data");
+    ctx.upload(b.view(), v.data(), v.size() * 4);
+    return b;
+}
+
+std::vector<float> from_device(vk::Context& ctx, const vk::Buffer& b, size_t n) {
+    std::vector<float> v(n);
+    ctx.download(b.view(), v.data(), n * 4);
+    return v;
+}
+
+// A random weight of type t, [n_out][n_in], as GGUF bytes, and its reference dequantization.
+struct HostWeight {
+    std::vector<uint8_t> bytes;
+    std::vector<float> deq;  // [n_out][n_in]
+    yiti::Tensor tensor;
+};
+
+HostWeight make_weight(DType t, int64_t n_in, int64_t n_out, uint64_t seed) {
+    HostWeight w;
+    Rng rng(seed);
+    const std::vector<float> src = rng.vec((size_t)(n_in * n_out));
+    const size_t rb = yiti::row_size(t, n_in);
+    w.bytes.resize(rb * n_out);
+    w.deq.resize(src.size());
+    for (int64_t r = 0; r < n_out; ++r) {
+        yiti::quant::quantize_row_ref(t, &src[r * n_in], &w.bytes[r * rb], n_in);
+        yiti::quant::dequantize_row_ref(t, &w.bytes[r * rb], &w.deq[r * n_in], n_in);
+    }
+    const int64_t ne[2] = {n_in, n_out};
+    w.tensor = yiti::make_tensor_view("test.weight", t, ne, 2, w.bytes.data());
+    return w;
+}
+
+// y[c][r] = sum_k deq[r][k] x[c][k], in double.
+std::vector<double> ref_mul_mat(const HostWeight& w, int64_t n_in, int64_t n_out, const std::vector<float>& x,
+                                int64_t n_cols) {
+    std::vector<double> y((size_t)(n_cols * n_out));
+    for (int64_t c = 0; c < n_cols; ++c)
+        for (int64_t r = 0; r < n_out; ++r) {
+            double s = 0;
+            for (int64_t k = 0; k < n_in; ++k) s += (double)w.deq[r * n_in + k] * x[c * n_in + k];
+            y[c * n_out + r] = s;
+        }
+    return y;
+}
+
+const std::vector<int64_t> k_cols = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 33};
+
+const char* path_name(vk::MulMatPath p) {
+    return p == vk::MulMatPath::Vector ? "vector" : p == vk::MulMatPath::Tiled ? "tiled" : "auto";
+}
+
+class VulkanOps : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        std::string why;
+        const int idx = test_device(&why);
+        if (idx < 0) {
+            skip_why_ = new std::string(why);
+            return;
+        }
+        index_ = idx;
+        ctx_ = vk::Context::create(idx).release();
+    }
+    static void TearDownTestSuite() {
+        delete ctx_;
+        ctx_ = nullptr;
+        delete skip_why_;
+        skip_why_ = nullptr;
+    }
+    void SetUp() override {
+        if (!ctx_) GTEST_SKIP() << *skip_why_;
+    }
+
+    // Checks y = W x for every column count of k_cols and both kernels, all recorded into one
+    // sequence per kernel (one submit); returns the worst NMSE.
+    static double check_mul_mat(vk::Context& ctx, DType t, int64_t n_in, int64_t n_out, vk::MulMatPath path,
+                                uint64_t seed, int* n_dispatches = nullptr) {
+        HostWeight hw = make_weight(t, n_in, n_out, seed);
+        vk::Matrix w = vk::upload_matrix(ctx, hw.tensor);
+        Rng rng(seed + 7);
+        std::vector<std::vector<float>> xs;
+        std::vector<vk::Buffer> xb, yb;
+        std::vector<std::vector<float>> got;
+        vk::Sequence seq(ctx);
+        for (int64_t nc : k_cols) {
+            xs.push_back(rng.vec((size_t)(nc * n_in)));
+            xb.push_back(to_device(ctx, xs.back()));
+            yb.push_back(ctx.alloc((size_t)(nc * n_out) * 4, "test y"));
+        }
+        got.resize(k_cols.size());
+        for (size_t i = 0; i < k_cols.size(); ++i) {
+            vk::mul_mat(seq, w, xb[i].view(), k_cols[i], yb[i].view(), {path});
+            got[i].resize((size_t)(k_cols[i] * n_out));
+            seq.download(yb[i].view(), got[i].data(), got[i].size() * 4);
+        }
+        if (n_dispatches) *n_dispatches = (int)seq.n_dispatches();
+        const uint64_t submits0 = ctx.stats().submits;
+        seq.run();
+        EXPECT_EQ(ctx.stats().submits, submits0 + 1);
+        double worst = 0;
+        for (size_t i = 0; i < k_cols.size(); ++i) {
+            const double e = nmse(got[i], ref_mul_mat(hw, n_in, n_out, xs[i], k_cols[i]));
+            EXPECT_LE(e, kMulMatNmse) << yiti::dtype_name(t) << " " << n_out << "x" << n_in << " cols "
+                                      << k_cols[i] << " " << path_name(path);
+            worst = std::max(worst, e);
+        }
+        return worst;
+    }
+
+    static void mul_mat_all(DType t) {
+        // Rows not a multiple of the vector kernel's 2 or the tiled kernel's 64; float rows of odd
+        // length (the tiled kernel's K tail); one long row (K = 4096) per type.
+        const bool is_float = t == DType::F32 || t == DType::F16;
+        const int64_t n_in = is_float ? 97 : 256;
+        double worst = 0;
+        for (auto path : {vk::MulMatPath::Vector, vk::MulMatPath::Tiled}) {
+            worst = std::max(worst, check_mul_mat(*ctx_, t, n_in, 67, path, 1));
+            worst = std::max(worst, check_mul_mat(*ctx_, t, 4096, 33, path, 2));
+        }
+        if (is_float) worst = std::max(worst, check_mul_mat(*ctx_, t, 1, 5, vk::MulMatPath::Auto, 3));
+        printf("[ nmse     ] mul_mat %s: worst %.3g (bound %.0e)\n", yiti::dtype_name(t), worst, kMulMatNmse);
+    }
+
+    static inline vk::Context* ctx_ = nullptr;
+    static inline int index_ = 0;
+    static inline std::string* skip_why_ = nullptr;
+};
+
+}  // namespace
+
+TEST_F(VulkanOps, MulMatF32) {
+    mul_mat_all(DType::F32);
+}
+TEST_F(VulkanOps, MulMatF16) {
+    mul_mat_all(DType::F16);
+}
+TEST_F(VulkanOps, MulMatQ8_0) {
+    mul_mat_all(DType::Q8_0);
+}
+TEST_F(VulkanOps, MulMatQ4_0) {
+    mul_mat_all(DType::Q4_0);
+}
+
+// A storage range of 4 KiB and blocks of 64 KiB: every weight splits into pieces of rows, the
+// columns into groups per binding, and bindings start at unaligned offsets (shifted).
+TEST_F(VulkanOps, MulMatSplitBindings) {
+    vk::ContextOptions opt;
+    opt.cap.max_storage_range = 4096;
+    opt.cap.max_alloc = 65536;
+    auto small = vk::Context::create(index_, opt);
+    ASSERT_EQ(small->limits().max_storage_range, 4096u);
+    double worst = 0;
+    for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
+        const bool is_float = t == DType::F32 || t == DType::F16;
+        const int64_t n_in = is_float ? 97 : 256, n_out = 67;
+        {
+            HostWeight hw = make_weight(t, n_in, n_out, 5);
+            vk::Matrix w = vk::upload_matrix(*small, hw.tensor);
+            EXPECT_GE(w.pieces.size(), 2u) << yiti::dtype_name(t);
+            for (const auto& p : w.pieces) EXPECT_LE(p.buf.size(), 4096u);
+        }
+        for (auto path : {vk::MulMatPath::Vector, vk::MulMatPath::Tiled}) {
+            int n_dispatches = 0;
+            worst = std::max(worst, check_mul_mat(*small, t, n_in, n_out, path, 11, &n_dispatches));
+            // 33 columns take more than one group per piece.
+            EXPECT_GT(n_dispatches, (int)k_cols.size() * 2) << yiti::dtype_name(t) << " " << path_name(path);
+        }
+    }
+    printf("[ nmse     ] mul_mat with split bindings: worst %.3g (bound %.0e)\n", worst, kMulMatNmse);
+    EXPECT_EQ(small->device_bytes_in_use(), 0u);
+}
+
+// Rows further apart than their size in host memory (a view into a larger tensor) upload packed.
+TEST_F(VulkanOps, UploadStridedRows) {
+    const int64_t n_in = 256, n_out = 10;
+    HostWeight hw = make_weight(DType::Q8_0, n_in, n_out, 17);
+    const size_t rb = yiti::row_size(DType::Q8_0, n_in), stride = rb + 68;
+    std::vector<uint8_t> padded(stride * n_out, 0xAB);
+    for (int64_t r = 0; r < n_out; ++r) memcpy(&padded[r * stride], &hw.bytes[r * rb], rb);
+    yiti::Tensor t = hw.tensor;
+    t.data = padded.data();
+    t.nb[1] = stride;
+    t.nb[2] = t.nb[3] = stride * n_out;
+    vk::Matrix w = vk::upload_matrix(*ctx_, t);
+    Rng rng(4);
+    const std::vector<float> x = rng.vec(n_in);
+    vk::Buffer bx = to_device(*ctx_, x), by = ctx_->alloc(n_out * 4, "y");
+    vk::Sequence seq(*ctx_);
+    vk::mul_mat(seq, w, bx.view(), 1, by.view());
+    seq.run();
+    EXPECT_LE(nmse(from_device(*ctx_, by, n_out), ref_mul_mat(hw, n_in, n_out, x, 1)), kMulMatNmse);
+}
+
+TEST_F(VulkanOps, RmsNorm) {
+    const float eps = 1e-5f;
+    double worst = 0;
+    for (int64_t n : {1, 7, 33, 256, 4099}) {
+        for (int64_t rows : {1, 3, 67}) {
+            Rng rng((uint64_t)(n * 131 + rows));
+            const std::vector<float> x = rng.vec((size_t)(n * rows)), w = rng.vec((size_t)n);
+            std::vector<float> ref((size_t)(n * rows));
+            for (int64_t r = 0; r < rows; ++r) yiti::cpu::rms_norm(&x[r * n], w.data(), n, eps, &ref[r * n]);
+            vk::Buffer bx = to_device(*ctx_, x), bw = to_device(*ctx_, w);
+            vk::Buffer bo = ctx_->alloc(x.size() * 4, "out");
+            vk::Sequence seq(*ctx_);
+            vk::rms_norm(seq, bx.view(), bw.view(), n, rows, eps, bo.view());
+            vk::rms_norm(seq, bx.view(), bw.view(), n, rows, eps, bx.view());  // in place, after the first
+            std::vector<float> got(x.size()), got_inplace(x.size());
+            seq.download(bo.view(), got.data(), got.size() * 4);
+            seq.download(bx.view(), got_inplace.data(), got.size() * 4);
+            seq.run();
+            const double e = nmse(got, to_double(ref));
+            EXPECT_LE(e, kRmsNormNmse) << "n " << n << " rows " << rows;
+            EXPECT_EQ(got, got_inplace) << "n " << n << " rows " << rows;
+            worst = std::max(worst, e);
+        }
+    }
+    // Split: a 4 KiB range holds 3 rows of 300 floats.
+    vk::ContextOptions opt;
+    opt.cap.max_storage_range = 4096;
+    auto small = vk::Context::create(index_, opt);
+    {
+        const int64_t n = 300, rows = 10;
+        Rng rng(99);
+        const std::vector<float> x = rng.vec((size_t)(n * rows)), w = rng.vec((size_t)n);
+        std::vector<float> ref((size_t)(n * rows));
+        for (int64_t r = 0; r < rows; ++r) yiti::cpu::rms_norm(&x[r * n], w.data(), n, eps, &ref[r * n]);
+        vk::Buffer bx = to_device(*small, x), bw = to_device(*small, w);
+        vk::Sequence seq(*small);
+        vk::rms_norm(seq, bx.view(), bw.view(), n, rows, eps, bx.view());
+        EXPECT_EQ(seq.n_dispatches(), 4u);
+        seq.run();
+        const double e = nmse(from_device(*small, bx, x.size()), to_double(ref));
+        EXPECT_LE(e, kRmsNormNmse);
+        worst = std::max(worst, e);
+    }
+    printf("[ nmse     ] rms_norm: worst %.3g (bound %.0e)\n", worst, kRmsNormNmse);
+}
+
+TEST_F(VulkanOps, SiluMul) {
+    double worst = 0;
+    for (int64_t n : {1, 255, 256, 257, 100003}) {
+        Rng rng((uint64_t)n);
+        std::vector<float> g = rng.vec((size_t)n), u = rng.vec((size_t)n);
+        for (auto& v : g) v *= 8;  // silu's curve, both tails included
+        std::vector<float> ref = g;
+        yiti::cpu::silu_mul(ref.data(), u.data(), n);
+        vk::Buffer bg = to_device(*ctx_, g), bu = to_device(*ctx_, u), bo = ctx_->alloc(n * 4, "out");
+        vk::Sequence seq(*ctx_);
+        vk::silu_mul(seq, bg.view(), bu.view(), n, bo.view());
+        vk::silu_mul(seq, bg.view(), bu.view(), n, bg.view());  // in place
+        std::vector<float> got(n), got_inplace(n);
+        seq.download(bo.view(), got.data(), n * 4);
+        seq.download(bg.view(), got_inplace.data(), n * 4);
+        seq.run();
+        const double e = nmse(got, to_double(ref));
+        EXPECT_LE(e, kSiluMulNmse) << "n " << n;
+        EXPECT_EQ(got, got_inplace) << "n " << n;
+        worst = std::max(worst, e);
+    }
+    // Split: 1000 floats through a 1 KiB range.
+    vk::ContextOptions opt;
+    opt.cap.max_storage_range = 1024;
+    auto small = vk::Context::create(index_, opt);
+    {
+        Rng rng(5);
+        const std::vector<float> g = rng.vec(1000), u = rng.vec(1000);
+        std::vector<float> ref = g;
+        yiti::cpu::silu_mul(ref.data(), u.data(), 1000);
+        vk::Buffer bg = to_device(*small, g), bu = to_device(*small, u);
+        vk::Sequence seq(*small);
+        vk::silu_mul(seq, bg.view(), bu.view(), 1000, bg.view());
+        EXPECT_GE(seq.n_dispatches(), 4u);
+        seq.run();
+        const double e = nmse(from_device(*small, bg, 1000), to_double(ref));
+        EXPECT_LE(e, kSiluMulNmse);
+        worst = std::max(worst, e);
+    }
+    printf("[ nmse     ] silu_mul: worst %.3g (bound %.0e)\n", worst, kSiluMulNmse);
+}
+
+TEST_F(VulkanOps, Add) {
+    for (int64_t n : {1, 255, 257, 100003}) {
+        Rng rng((uint64_t)n + 3);
+        const std::vector<float> a = rng.vec((size_t)n), b = rng.vec((size_t)n);
+        std::vector<float> ref(n);
+        for (int64_t i = 0; i < n; ++i) ref[i] = a[i] + b[i];
+        vk::Buffer ba = to_device(*ctx_, a), bb = to_device(*ctx_, b), bo = ctx_->alloc(n * 4, "out");
+        vk::Sequence seq(*ctx_);
+        vk::add(seq, ba.view(), bb.view(), n, bo.view());
+        vk::add(seq, ba.view(), bb.view(), n, ba.view());  // in place
+        std::vector<float> got(n), got_inplace(n);
+        seq.download(bo.view(), got.data(), n * 4);
+        seq.download(ba.view(), got_inplace.data(), n * 4);
+        seq.run();
+        EXPECT_EQ(got, ref) << "n " << n;
+        EXPECT_EQ(got_inplace, ref) << "n " << n;
+    }
+    // A bias row of 33 added to 7 rows, through a 256-byte range (chunks of at most 60 floats,
+    // starting at phases other than 0).
+    for (uint64_t range : {0ull, 256ull}) {
+        vk::ContextOptions opt;
+        opt.cap.max_storage_range = range;
+        auto c = vk::Context::create(index_, opt);
+        Rng rng(42);
+        const std::vector<float> a = rng.vec(33 * 7), bias = rng.vec(33);
+        std::vector<float> ref(a.size());
+        for (size_t i = 0; i < a.size(); ++i) ref[i] = a[i] + bias[i % 33];
+        vk::Buffer ba = to_device(*c, a), bb = to_device(*c, bias);
+        vk::Sequence seq(*c);
+        vk::add(seq, ba.view(), bb.view(), (int64_t)a.size(), ba.view(), 33);
+        EXPECT_EQ(seq.n_dispatches(), range ? 4u : 1u);
+        seq.run();
+        EXPECT_EQ(from_device(*c, ba, a.size()), ref) << "range " << range;
+    }
+}
+
+// Independent products share no barrier; a dependent op gets one; the whole recording is one
+// submit and one host sync, its results those of the ops one by one.
+TEST_F(VulkanOps, BarriersOnlyBetweenDependentDispatches) {
+    const int64_t n = 256, n_out = 64;
+    HostWeight hq = make_weight(DType::Q8_0, n, n_out, 1), hk = make_weight(DType::Q4_0, n, n_out, 2);
+    vk::Matrix wq = vk::upload_matrix(*ctx_, hq.tensor), wk = vk::upload_matrix(*ctx_, hk.tensor);
+    Rng rng(3);
+    const std::vector<float> x = rng.vec(n), nw = rng.vec(n);
+    vk::Buffer bx = to_device(*ctx_, x), bnw = to_device(*ctx_, nw);
+    vk::Buffer bxn = ctx_->alloc(n * 4, "xn"), bq = ctx_->alloc(n_out * 4, "q"),
+               bk = ctx_->alloc(n_out * 4, "k");
+    vk::Buffer bs = ctx_->alloc(n_out * 4, "sum");
+
+    const vk::Stats s0 = ctx_->stats();
+    vk::Sequence seq(*ctx_);
+    vk::rms_norm(seq, bx.view(), bnw.view(), n, 1, 1e-6f, bxn.view());  // 1 dispatch
+    vk::mul_mat(seq, wq, bxn.view(), 1, bq.view());                     // reads xn: barrier
+    vk::mul_mat(seq, wk, bxn.view(), 1, bk.view());                     // independent of q: none
+    vk::add(seq, bq.view(), bk.view(), n_out, bs.view());               // reads q and k: barrier
+    vk::silu_mul(seq, bs.view(), bq.view(), n_out, bs.view());          // reads sum: barrier
+    std::vector<float> got(n_out);
+    seq.download(bs.view(), got.data(), n_out * 4);  // reads sum: barrier
+    seq.run();
+    const vk::Stats s1 = ctx_->stats();
+    EXPECT_EQ(s1.dispatches - s0.dispatches, 5u);
+    EXPECT_EQ(s1.barriers - s0.barriers, 4u);
+    EXPECT_EQ(s1.submits - s0.submits, 1u);
+    EXPECT_EQ(s1.syncs - s0.syncs, 1u);
+    EXPECT_EQ(s1.d2h_bytes - s0.d2h_bytes, (uint64_t)n_out * 4);
+
+    // The same on the CPU.
+    std::vector<float> xn(n);
+    yiti::cpu::rms_norm(x.data(), nw.data(), n, 1e-6f, xn.data());
+    const std::vector<double> q = ref_mul_mat(hq, n, n_out, xn, 1), k = ref_mul_mat(hk, n, n_out, xn, 1);
+    std::vector<float> sum(n_out), qf(n_out);
+    for (int64_t i = 0; i < n_out; ++i) {
+        qf[i] = (float)q[i];
+        sum[i] = (float)(q[i] + k[i]);
+    }
+    yiti::cpu::silu_mul(sum.data(), qf.data(), n_out);
+    EXPECT_LE(nmse(got, to_double(sum)), kMulMatNmse);
+}
+
+TEST_F(VulkanOps, SequenceReusedAndUploadsInOrder) {
+    // An upload recorded after a dispatch that reads the same bytes waits for it (write after read).
+    const int64_t n = 1000;
+    Rng rng(8);
+    const std::vector<float> a = rng.vec(n), b = rng.vec(n), c = rng.vec(n);
+    vk::Buffer ba = to_device(*ctx_, a), bb = ctx_->alloc(n * 4, "b"), bo1 = ctx_->alloc(n * 4, "o1"),
+               bo2 = ctx_->alloc(n * 4, "o2");
+    vk::Sequence seq(*ctx_);
+    for (int round = 0; round < 2; ++round) {
+        const uint64_t barriers0 = ctx_->stats().barriers;
+        seq.upload(bb.view(), b.data(), n * 4);
+        vk::add(seq, ba.view(), bb.view(), n, bo1.view());
+        seq.upload(bb.view(), c.data(), n * 4);
+        vk::add(seq, ba.view(), bb.view(), n, bo2.view());
+        std::vector<float> o1(n), o2(n);
+        seq.download(bo1.view(), o1.data(), n * 4);
+        seq.download(bo2.view(), o2.data(), n * 4);
+        seq.run();
+        EXPECT_EQ(ctx_->stats().barriers - barriers0, 4u);
+        for (int64_t i = 0; i < n; ++i) {
+            ASSERT_EQ(o1[i], a[i] + b[i]) << i;
+            ASSERT_EQ(o2[i], a[i] + c[i]) << i;
+        }
+    }
+}
+
+TEST_F(VulkanOps, AllocatorSubAllocatesAndGivesBack) {
+    vk::ContextOptions opt;
+    opt.cap.max_alloc = 1 << 20;
+    auto c = vk::Context::create(index_, opt);
+    EXPECT_EQ(c->limits().max_alloc, 1u << 20);
+    {
+        std::vector<vk::Buffer> bufs;
+        for (int i = 0; i < 40; ++i) bufs.push_back(c->alloc(100000 + i, "piece"));
+        // 40 x ~100 KB in blocks of at most 1 MiB: several blocks, no block over the limit.
+        EXPECT_GE(c->device_bytes_allocated(), 4u << 20);
+        // Distinct, non-overlapping ranges within a VkBuffer.
+        for (size_t i = 0; i < bufs.size(); ++i)
+            for (size_t j = i + 1; j < bufs.size(); ++j) {
+                const auto a = bufs[i].view(), b = bufs[j].view();
+                if (a.buffer == b.buffer) {
+                    EXPECT_TRUE(a.offset + a.size <= b.offset || b.offset + b.size <= a.offset);
+                }
+            }
+        for (size_t i = 0; i < bufs.size(); i += 2) bufs[i] = vk::Buffer();
+        const uint64_t held = c->device_bytes_allocated();
+        for (int i = 0; i < 20; ++i) bufs.push_back(c->alloc(90000, "reuse"));  // fits the holes
+        EXPECT_EQ(c->device_bytes_allocated(), held);
+    }
+    EXPECT_EQ(c->device_bytes_in_use(), 0u);
+    EXPECT_LE(c->device_bytes_allocated(), 1u << 20);  // empty blocks given back but one
+    try {
+        c->alloc((1 << 20) + 1, "blk.0.ffn_up.weight");
+        FAIL() << "no error for an allocation over the block size";
+    } catch (const yiti::Error& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("vulkan" + std::to_string(index_)), std::string::npos) << m;
+        EXPECT_NE(m.find("blk.0.ffn_up.weight"), std::string::npos) << m;
+    }
+}
+
+TEST_F(VulkanOps, ErrorsNameTheDevice) {
+    try {
+        vk::Context::create(99);
+        FAIL() << "no error for a missing device";
+    } catch (const yiti::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("vulkan99"), std::string::npos) << e.what();
+    }
+    try {
+        ctx_->pipeline({"no_such_shader", 1, 0, {}});
+        FAIL() << "no error for a missing shader";
+    } catch (const yiti::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("no_such_shader"), std::string::npos) << e.what();
+    }
+}
+
+#else  // YITI_VULKAN
+
+TEST(VulkanOps, NotBuilt) {
+    GTEST_SKIP() << "this build has no Vulkan backend (configure with libvulkan-dev and glslc)";
+}
+
+#endif  // YITI_VULKAN
