@@ -33,22 +33,46 @@ struct AddPush {
     uint32_t n, a_off, b_off, out_off, b_n, b_phase;
 };
 
+// The weight types the products take: the suffix of their shader variants (weights.glsl).
 const char* type_suffix(DType t) {
     switch (t) {
         case DType::F32:
             return "f32";
         case DType::F16:
             return "f16";
+        case DType::BF16:
+            return "bf16";
         case DType::Q8_0:
             return "q8_0";
         case DType::Q4_0:
             return "q4_0";
+        case DType::Q4_1:
+            return "q4_1";
+        case DType::Q5_0:
+            return "q5_0";
+        case DType::Q5_1:
+            return "q5_1";
+        case DType::IQ4_NL:
+            return "iq4_nl";
+        case DType::Q2_K:
+            return "q2_k";
+        case DType::Q3_K:
+            return "q3_k";
+        case DType::Q4_K:
+            return "q4_k";
+        case DType::Q5_K:
+            return "q5_k";
+        case DType::Q6_K:
+            return "q6_k";
+        case DType::IQ4_XS:
+            return "iq4_xs";
         default:
             return nullptr;
     }
 }
 
-// Bytes of the unit the shaders index weights in (weights.glsl).
+// Bytes of the unit the shaders index weights in (weights.glsl): every block of the other types is
+// a whole number of 16-bit words (checked in upload_matrix).
 uint32_t weight_unit_bytes(DType t) {
     return t == DType::F32 ? 4 : 2;
 }
@@ -83,6 +107,7 @@ Matrix upload_matrix(Context& ctx, const Tensor& w) {
     m.n_in = w.ne[0];
     m.n_out = w.ne[1];
     m.row_bytes = row_size(w.type, w.ne[0]);
+    YITI_ASSERT(dtype_info(w.type).type_size % weight_unit_bytes(w.type) == 0);
     const uint64_t limit = std::min(ctx.limits().max_storage_range, ctx.limits().max_alloc);
     const int64_t rows_per_piece = std::min<int64_t>(k_max_piece_rows, (int64_t)(limit / m.row_bytes));
     if (rows_per_piece < 1)

@@ -25,7 +25,8 @@ struct Matrix {
     std::vector<Piece> pieces;
 };
 
-// Weight types the products take so far.
+// Weight types the products take: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K .. Q6_K,
+// IQ4_XS (every weight type of the CPU engine).
 bool mul_mat_supported(DType t);
 
 // Copies a 2-D weight tensor (host memory, any row stride) to the device. Throws Error for an

@@ -7,12 +7,16 @@
 // Error bounds (normalized mean squared error, NMSE = sum (gpu - ref)^2 / sum ref^2):
 //  * mul_mat, every weight type: kMulMatNmse = 1e-9 against the reference dequantization
 //    (quant::dequantize_row_ref) multiplied in double. The GPU forms the same dequantized values
-//    exactly (an integer times a half, or a widened half, is exact in F32) and each product exactly
-//    (FMA), so it differs only in rounding its F32 sums: every addition adds a relative error of at
-//    most u = 2^-24 of a partial sum; with random signs these add up to about u * sqrt(K) relative to
-//    the result, NMSE ~ u^2 K = 1.5e-11 for K = 4096, the longest rows here. The bound leaves ~60x
-//    room for unlucky orders; a wrong dequantization (a scale, a nibble, a sign of one element in
-//    32) or a dropped block gives NMSE >= 1e-4.
+//    (an integer times a half, or a widened half, is exact in F32; the K-quants' and IQ4_XS's
+//    d * scale * q - dmin * min and Q4_1/Q5_1's q * d + m with the reference's operations in its
+//    order, so with its roundings) and each product exactly (FMA), so it differs only in rounding
+//    its F32 sums: every addition adds a relative error of at most u = 2^-24 of a partial sum; with
+//    random signs these add up to about u * sqrt(K) relative to the result, NMSE ~ u^2 K = 1.5e-11
+//    for K = 4096, the longest rows here. The bound leaves ~60x room for unlucky orders; a wrong
+//    dequantization (a scale, a nibble, a sign of one element in 32) or a dropped block gives
+//    NMSE >= 1e-4. Checked by hand for the new types: the lowest bit of Q4_K's 6-bit mins cleared
+//    gives 4.5e-4, Q3_K's scales offset by 31 instead of 32 2.0e-3, IQ4_XS's scales with their
+//    lowest bit cleared 1.1e-3, Q5_0 with the sign of one element in 32 flipped 0.22.
 //  * rms_norm: kRmsNormNmse = 1e-12 against cpu::rms_norm. Each output is x * scale * w with scale
 //    from an F32 (GPU) or double (CPU) sum of squares: a few u relative per element, NMSE ~ 1e-14.
 //    The bound is tight enough that dropping eps = 1e-5 (relative change 1.5e-5 of the scale for
@@ -301,7 +305,7 @@ protected:
     static void mul_mat_all(DType t) {
         // Rows not a multiple of the vector kernel's 2 or the tiled kernel's 64; float rows of odd
         // length (the tiled kernel's K tail); one long row (K = 4096) per type.
-        const bool is_float = t == DType::F32 || t == DType::F16;
+        const bool is_float = t == DType::F32 || t == DType::F16 || t == DType::BF16;
         const int64_t n_in = is_float ? 97 : 256;
         double worst = 0;
         for (auto path : {vk::MulMatPath::Vector, vk::MulMatPath::Tiled}) {
@@ -331,6 +335,39 @@ TEST_F(VulkanOps, MulMatQ8_0) {
 TEST_F(VulkanOps, MulMatQ4_0) {
     mul_mat_all(DType::Q4_0);
 }
+TEST_F(VulkanOps, MulMatBF16) {
+    mul_mat_all(DType::BF16);
+}
+TEST_F(VulkanOps, MulMatQ4_1) {
+    mul_mat_all(DType::Q4_1);
+}
+TEST_F(VulkanOps, MulMatQ5_0) {
+    mul_mat_all(DType::Q5_0);
+}
+TEST_F(VulkanOps, MulMatQ5_1) {
+    mul_mat_all(DType::Q5_1);
+}
+TEST_F(VulkanOps, MulMatIQ4_NL) {
+    mul_mat_all(DType::IQ4_NL);
+}
+TEST_F(VulkanOps, MulMatQ2_K) {
+    mul_mat_all(DType::Q2_K);
+}
+TEST_F(VulkanOps, MulMatQ3_K) {
+    mul_mat_all(DType::Q3_K);
+}
+TEST_F(VulkanOps, MulMatQ4_K) {
+    mul_mat_all(DType::Q4_K);
+}
+TEST_F(VulkanOps, MulMatQ5_K) {
+    mul_mat_all(DType::Q5_K);
+}
+TEST_F(VulkanOps, MulMatQ6_K) {
+    mul_mat_all(DType::Q6_K);
+}
+TEST_F(VulkanOps, MulMatIQ4_XS) {
+    mul_mat_all(DType::IQ4_XS);
+}
 
 // A storage range of 4 KiB and blocks of 64 KiB: every weight splits into pieces of rows, the
 // columns into groups per binding, and bindings start at unaligned offsets (shifted).
@@ -341,7 +378,11 @@ TEST_F(VulkanOps, MulMatSplitBindings) {
     auto small = vk::Context::create(index_, opt);
     ASSERT_EQ(small->limits().max_storage_range, 4096u);
     double worst = 0;
-    for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
+    // Besides the first types, a legacy type and two K-quants whose blocks are an odd number of
+    // 16-bit words (22, 110 and 210 bytes), so that half their rows start off a 4-byte boundary.
+    // (Every further type costs 1-2 s of pipeline compilation on lavapipe with a cold shader cache.)
+    for (DType t :
+         {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q3_K, DType::Q6_K}) {
         const bool is_float = t == DType::F32 || t == DType::F16;
         const int64_t n_in = is_float ? 97 : 256, n_out = 67;
         {

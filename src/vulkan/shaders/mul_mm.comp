@@ -1,9 +1,10 @@
 #version 450
 // y = W x for many activation columns (prefill): tiles of BM = 64 weight rows by BN = 64 columns,
-// stepping through the row length BK = 32 elements (one quant block) at a time. Each step the
-// workgroup's 128 threads dequantize the weight tile and load the activation tile into shared
-// memory, then every thread updates its 4 x 8 outputs (rows tx + 16 i, columns ty + 8 j, so that
-// neighbouring threads read neighbouring shared words and write neighbouring rows of y).
+// stepping through the row length BK = 32 elements (a 32-element block, or an eighth of a
+// 256-element one) at a time. Each step the workgroup's 128 threads dequantize the weight tile and
+// load the activation tile into shared memory, then every thread updates its 4 x 8 outputs (rows
+// tx + 16 i, columns ty + 8 j, so that neighbouring threads read neighbouring shared words and
+// write neighbouring rows of y).
 //
 //   W: [n_rows][ne0] of the weight type (binding 0, see weights.glsl), row r at w_off + r * w_stride
 //   x: [n_cols][ne0] F32, column c at x_off + c * x_stride
@@ -13,8 +14,19 @@
 //
 // variant: mul_mm_f32 -DW_F32
 // variant: mul_mm_f16 -DW_F16
+// variant: mul_mm_bf16 -DW_BF16
 // variant: mul_mm_q8_0 -DW_Q8_0
 // variant: mul_mm_q4_0 -DW_Q4_0
+// variant: mul_mm_q4_1 -DW_Q4_1
+// variant: mul_mm_q5_0 -DW_Q5_0
+// variant: mul_mm_q5_1 -DW_Q5_1
+// variant: mul_mm_iq4_nl -DW_IQ4_NL
+// variant: mul_mm_q2_k -DW_Q2_K
+// variant: mul_mm_q3_k -DW_Q3_K
+// variant: mul_mm_q4_k -DW_Q4_K
+// variant: mul_mm_q5_k -DW_Q5_K
+// variant: mul_mm_q6_k -DW_Q6_K
+// variant: mul_mm_iq4_xs -DW_IQ4_XS
 #extension GL_EXT_control_flow_attributes : enable
 #include "weights.glsl"
 
@@ -72,10 +84,9 @@ void main() {
             const uint rr = e / 4u, j = e % 4u;
             const uint row = min(row0 + rr, p.n_rows - 1);
             const uint u = (k0 / 32u) * 4u + j;
-            float q[8];
-            float d;
-            w_unit(p.w_off + row * p.w_stride, u, q, d);
-            [[unroll]] for (uint k = 0; k < 8; ++k) sa[w_unit_elem(u, k) - k0][rr] = q[k] * d;
+            float v[8];
+            w_unit(p.w_off + row * p.w_stride, u, v);
+            [[unroll]] for (uint k = 0; k < 8; ++k) sa[w_unit_elem(u, k) - k0][rr] = v[k];
         }
 #endif
         // Activation tile: columns past the end and elements past the row read as zero.

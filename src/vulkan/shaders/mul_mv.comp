@@ -10,8 +10,19 @@
 //
 // variant: mul_mv_f32 -DW_F32
 // variant: mul_mv_f16 -DW_F16
+// variant: mul_mv_bf16 -DW_BF16
 // variant: mul_mv_q8_0 -DW_Q8_0
 // variant: mul_mv_q4_0 -DW_Q4_0
+// variant: mul_mv_q4_1 -DW_Q4_1
+// variant: mul_mv_q5_0 -DW_Q5_0
+// variant: mul_mv_q5_1 -DW_Q5_1
+// variant: mul_mv_iq4_nl -DW_IQ4_NL
+// variant: mul_mv_q2_k -DW_Q2_K
+// variant: mul_mv_q3_k -DW_Q3_K
+// variant: mul_mv_q4_k -DW_Q4_K
+// variant: mul_mv_q5_k -DW_Q5_K
+// variant: mul_mv_q6_k -DW_Q6_K
+// variant: mul_mv_iq4_xs -DW_IQ4_XS
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
 #include "weights.glsl"
@@ -62,17 +73,17 @@ void main() {
 #else
     const uint n_units = p.ne0 / 8u;
     for (uint u = tid; u < n_units; u += WG) {
-        float q[NROWS][8];
-        float d[NROWS];
-        [[unroll]] for (uint r = 0; r < NROWS; ++r) w_unit(wbase[r], u, q[r], d[r]);
+        // The unit's values are dequantized once per row and reused across the columns.
+        float v[NROWS][8];
+        [[unroll]] for (uint r = 0; r < NROWS; ++r) w_unit(wbase[r], u, v[r]);
         [[unroll]] for (uint c = 0; c < NCOLS; ++c) {
             const uint xb = p.x_off + c * p.x_stride;
             float xv[8];
             [[unroll]] for (uint k = 0; k < 8; ++k) xv[k] = x[xb + w_unit_elem(u, k)];
             [[unroll]] for (uint r = 0; r < NROWS; ++r) {
                 float s = 0.0;
-                [[unroll]] for (uint k = 0; k < 8; ++k) s = fma(q[r][k], xv[k], s);
-                acc[r * NCOLS + c] = fma(s, d[r], acc[r * NCOLS + c]);
+                [[unroll]] for (uint k = 0; k < 8; ++k) s = fma(v[r][k], xv[k], s);
+                acc[r * NCOLS + c] += s;
             }
         }
     }
