@@ -20,7 +20,7 @@ Tensor Tensor::slice2(int64_t i2) const {
     t.ne[2] = t.ne[3] = 1;
     t.data = (const uint8_t*)data + (size_t)i2 * nb[2];
     t.nb[2] = t.nb[3] = t.nb[1] * (size_t)t.ne[1];
-    if (packed) t.packed = (const uint8_t*)packed + (size_t)i2 * packed_nb2;
+    t.view_mat = view_mat + i2;  // (view_mat is 0 for a 3-D tensor)
     return t;
 }
 
@@ -30,13 +30,7 @@ Tensor Tensor::rows(int64_t r0, int64_t n) const {
     t.ne[1] = n;
     t.data = (const uint8_t*)data + (size_t)r0 * nb[1];
     t.nb[2] = t.nb[3] = t.nb[1] * (size_t)n;
-    // Packed groups hold 16 rows: a slice keeps them when it starts at a group boundary.
-    if (packed && r0 % 16 == 0) {
-        t.packed = (const uint8_t*)packed + (size_t)(r0 / 16) * packed_group;
-        t.packed_nb2 = (size_t)((n + 15) / 16) * packed_group;
-    } else {
-        t.packed = nullptr;
-    }
+    t.view_row0 = view_row0 + r0;  // (the backend decides whether it can read such a view)
     return t;
 }
 

@@ -20,6 +20,14 @@ struct Device {
     std::string name() const;
 };
 
+// The form a backend prepared a weight in for its device (the CPU: 16-row groups repacked for its
+// kernels; a GPU: the weight's copy in device memory). Opaque to the model code: only the backend
+// of `device` reads it.
+struct PreparedWeights {
+    Device device;
+    virtual ~PreparedWeights() = default;
+};
+
 // A view of an n-dimensional tensor (at most 4 dims). ne[0] is the contiguous row length;
 // nb[i] is the byte stride of dimension i (nb[0] is the element / block-row unit and unused).
 struct Tensor {
@@ -30,12 +38,13 @@ struct Tensor {
     size_t nb[4] = {0, 0, 0, 0};
     const void* data = nullptr;
     Device device;
-    // Set when the CPU backend repacked the weights at load (cpu/packed.h): the same matrix in
-    // groups of 16 interleaved rows, packed_group bytes per group, packed_nb2 bytes per 2-D slice.
-    // data keeps pointing at the GGUF bytes (exact mode, embedding lookups, row slices).
-    const void* packed = nullptr;
-    size_t packed_group = 0;
-    size_t packed_nb2 = 0;
+    // Set when a backend prepared the weights at load (the CPU: cpu::PackedWeights). A view
+    // (slice2, rows) keeps pointing at the whole prepared tensor and says which part it is:
+    // matrix view_mat, from row view_row0. data keeps pointing at the GGUF bytes (exact mode,
+    // embedding lookups).
+    const PreparedWeights* prepared = nullptr;
+    int64_t view_mat = 0;
+    int64_t view_row0 = 0;
 
     bool valid() const { return data != nullptr; }
     int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }

@@ -72,6 +72,8 @@ constexpr int64_t k_amx_col_tile = 512, k_amx_col_tile_q8_0 = 256;
 struct JobPlan {
     const Tensor* w;
     const PackedKernels* pk;  // packed path
+    const uint8_t* wp;        // its packed groups, from the view's first row
+    size_t w_group;           // bytes per group
     bool amx;
     const CpuKernels* k;      // plain path
     const uint8_t* xq;
@@ -202,7 +204,9 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
         p.n_tokens = job.n_tokens;
         p.y = job.y;
         ActFormat fmt;
-        p.pk = w.packed ? packed_kernels(w.type) : nullptr;
+        p.wp = packed_data(w);
+        p.pk = p.wp ? packed_kernels(w.type) : nullptr;
+        if (p.pk) p.w_group = packed_group_bytes(w);
         if (p.pk) {
             fmt.quantize = p.pk->quantize_act;
             fmt.bytes_fn = p.pk->act_bytes;
@@ -340,11 +344,11 @@ static void matmul_jobs_impl(ThreadPool& pool, const MatmulJob* jobs, size_t n_j
     auto run_tile = [&](const JobPlan& p, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
         const uint8_t* xb = p.xq + (size_t)c0 * p.ld_x;
         if (p.pk) {
-            const uint8_t* wp = (const uint8_t*)p.w->packed;
+            const uint8_t* wp = p.wp;
             for (int64_t r = r0; r < r1; r += kPackRows) {
                 const int nr = (int)std::min<int64_t>(kPackRows, r1 - r);
                 (p.amx ? p.pk->gemm_amx : p.pk->gemm)(p.n_in, p.y + c0 * p.n_out + r, (size_t)p.n_out,
-                                                      wp + (size_t)(r / kPackRows) * p.w->packed_group, nr, xb,
+                                                      wp + (size_t)(r / kPackRows) * p.w_group, nr, xb,
                                                       p.ld_x, (int)(c1 - c0));
             }
         } else if (p.k->gemm) {
@@ -421,8 +425,9 @@ void prefetch_hint(ThreadPool& pool, const MatmulJob* jobs, size_t n_jobs, bool 
         size_t total() const { return bytes[0] + (n > 1 ? bytes[1] : 0); }
     };
     auto span = [](const Tensor& w, const uint8_t** p, size_t* bytes) {
-        *p = (const uint8_t*)(w.packed ? w.packed : w.data);
-        *bytes = w.packed ? (size_t)((w.ne[1] + kPackRows - 1) / kPackRows) * w.packed_group : w.row_bytes() * (size_t)w.ne[1];
+        const uint8_t* wp = packed_data(w);
+        *p = wp ? wp : (const uint8_t*)w.data;
+        *bytes = wp ? (size_t)((w.ne[1] + kPackRows - 1) / kPackRows) * packed_group_bytes(w) : w.row_bytes() * (size_t)w.ne[1];
     };
     std::vector<Unit> units;
     size_t total = 0;

@@ -16,10 +16,30 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/tensor.h"
 
 namespace yiti::cpu {
 
 constexpr int kPackRows = 16;
+
+// A weight the CPU backend repacked at load: its matrices back to back, each as ceil(rows / 16)
+// groups of group_bytes.
+struct PackedWeights final : PreparedWeights {
+    const uint8_t* data = nullptr;
+    size_t group_bytes = 0;
+    size_t matrix_bytes = 0;
+};
+
+// The packed groups of a weight view, from the group holding its first row: nullptr when the
+// weight has no packed form or the view starts inside a group (it then runs from its GGUF bytes).
+inline const uint8_t* packed_data(const Tensor& w) {
+    const PreparedWeights* p = w.prepared;
+    if (!p || p->device.kind != DeviceKind::CPU || w.view_row0 % kPackRows != 0) return nullptr;
+    const PackedWeights* pw = static_cast<const PackedWeights*>(p);
+    return pw->data + (size_t)w.view_mat * pw->matrix_bytes + (size_t)(w.view_row0 / kPackRows) * pw->group_bytes;
+}
+// Bytes of one group of a weight packed_data() is not null for.
+inline size_t packed_group_bytes(const Tensor& w) { return static_cast<const PackedWeights*>(w.prepared)->group_bytes; }
 
 struct PackedKernels {
     DType type;  // the weight type this packs

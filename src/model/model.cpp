@@ -102,7 +102,7 @@ uint8_t* Model::Arena::alloc(size_t bytes) {
 size_t Model::Arena::used_bytes() const { return own_ + full_ + huge_page_round(chunk_used_); }
 
 void Model::pack(Tensor& t) {
-    if (!t.valid() || t.packed || t.n_dims < 2 || t.n_dims > 3) return;
+    if (!t.valid() || t.prepared || t.n_dims < 2 || t.n_dims > 3) return;
     const cpu::PackedKernels* pk = cpu::packed_kernels(t.type);
     if (!pk) return;
     const int64_t n_in = t.ne[0], n_rows = t.ne[1], n_mat = t.ne[2];
@@ -124,9 +124,12 @@ void Model::pack(Tensor& t) {
             pk->pack_group(t.row(r0, m), ld, nr, p + (size_t)m * per_mat + (size_t)g * gb, n_in);
         }
     });
-    t.packed = p;
-    t.packed_group = gb;
-    t.packed_nb2 = per_mat;
+    cpu::PackedWeights& pw = prepared_.emplace_back();
+    pw.device = t.device;
+    pw.data = p;
+    pw.group_bytes = gb;
+    pw.matrix_bytes = per_mat;
+    t.prepared = &pw;
     placement_[t.name].repacked = true;
 }
 
@@ -188,7 +191,7 @@ Tensor Model::tensor(const std::string& name, std::vector<int64_t> shape, bool r
                               name.c_str(), info.name));
     Tensor t = make_tensor_view(name, ti->type, ti->ne, (int)shape.size(), ti->data);
     if (name != "token_embd.weight") const_cast<Model*>(this)->pack(t);
-    if (!t.packed) const_cast<Model*>(this)->keep_in_memory(t, name == "token_embd.weight");
+    if (!t.prepared) const_cast<Model*>(this)->keep_in_memory(t, name == "token_embd.weight");
     return t;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "cpu/ops.h"
+#include "cpu/packed.h"
 #include "gguf/gguf.h"
 #include "kv/kv_cache.h"
 #include "runtime/backend.h"
@@ -162,6 +164,7 @@ private:
     };
     Arena small_{2u << 20};      // tensors of up to 64 KB the forward pass reads (norm weights, biases)
     Arena weights_{256u << 20};  // repacked weights and copied embeddings, back to back in the order of binding
+    std::deque<cpu::PackedWeights> prepared_;  // what the tensors' `prepared` point at (stable addresses)
     std::map<std::string, Placement> placement_;
     std::unique_ptr<ThreadPool> pack_pool_;          // during loading only
 };

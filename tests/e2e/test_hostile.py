@@ -294,7 +294,7 @@ def test_slow_body_gets_408_and_stalled_8mib_bodies_stay_bounded(server_factory)
         c.close()
     # Given back once they are gone.
     assert wait_until(lambda: rss_mib(s.proc.pid) - base < 16, timeout=10), f"{rss_mib(s.proc.pid) - base:.0f} MiB still held"
-    assert s.metric("yiti_http_body_bytes_buffered") == 0
+    assert wait_until(lambda: s.metric("yiti_http_body_bytes_buffered") == 0, timeout=10)
     still_serving(s)
 
 

@@ -118,7 +118,9 @@ TEST(OpsVector, Fp16StoreMatchesGenericBitForBit) {
         for (size_t i = 0; i < n; ++i)
             if (a[i] != b[i] && bad++ == 0) first = i;
         EXPECT_EQ(bad, 0u) << "n = " << n << ", first at " << x[first] << ": " << a[first] << " vs " << b[first];
-        if (n < x.size()) EXPECT_EQ(b[n], 0xAAAA) << "wrote past the row";
+        if (n < x.size()) {
+            EXPECT_EQ(b[n], 0xAAAA) << "wrote past the row";
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 // product, bit-identical columns whatever the batch, row slices and expert slices of packed
 // tensors, and the job-list driver against single products.
 #include <gtest/gtest.h>
+
+#include <memory>
 #include <sys/mman.h>
 
 #include <chrono>
@@ -30,6 +32,7 @@ const DType kPackedTypes[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0
 
 struct PackedMatrix {
     std::vector<uint8_t> raw, packed;
+    std::unique_ptr<cpu::PackedWeights> prepared;  // (a stable address through moves)
     Tensor t;
 };
 
@@ -53,9 +56,11 @@ PackedMatrix make_matrix(DType t, int64_t n_in, int64_t n_out, int64_t n_mat, ui
         m.packed.resize(per * (size_t)n_mat);
         for (int64_t e = 0; e < n_mat; ++e)
             cpu::pack_matrix(*pk, m.raw.data() + (size_t)e * rb * (size_t)n_out, rb, n_out, m.packed.data() + e * per, n_in);
-        m.t.packed = m.packed.data();
-        m.t.packed_group = gb;
-        m.t.packed_nb2 = per;
+        m.prepared = std::make_unique<cpu::PackedWeights>();
+        m.prepared->data = m.packed.data();
+        m.prepared->group_bytes = gb;
+        m.prepared->matrix_bytes = per;
+        m.t.prepared = m.prepared.get();
     }
     return m;
 }
@@ -79,7 +84,7 @@ TEST(Packed, MatchesReferenceDot) {
         for (int64_t n_in : {256, 1024, 2304}) {
             const int64_t n_out = 37, n_tok = n_in == 1024 ? 40 : 6;  // 40: AMX tiles where the CPU has them
             PackedMatrix m = make_matrix(t, n_in, n_out, 1, 11);
-            ASSERT_NE(m.t.packed, nullptr);
+            ASSERT_NE(cpu::packed_data(m.t), nullptr);
             const auto x = random_x(n_in * n_tok, 5);
             std::vector<float> y((size_t)(n_out * n_tok));
             cpu::matmul(pool, m.t, x.data(), n_tok, y.data(), false);
@@ -130,17 +135,17 @@ TEST(Packed, SlicesAndJobs) {
         const auto x = random_x(n_in * n_tok, 4);
         for (int64_t e = 0; e < n_exp; ++e) {
             const Tensor we = m.t.slice2(e);
-            ASSERT_NE(we.packed, nullptr);
+            ASSERT_NE(cpu::packed_data(we), nullptr);
             std::vector<float> full((size_t)(n_out * n_tok)), part((size_t)(24 * n_tok));
             cpu::matmul(pool, we, x.data(), n_tok, full.data(), false);
             const Tensor ws = we.rows(32, 24);
-            ASSERT_NE(ws.packed, nullptr);
+            ASSERT_NE(cpu::packed_data(ws), nullptr);
             cpu::matmul(pool, ws, x.data(), n_tok, part.data(), false);
             for (int64_t c = 0; c < n_tok; ++c)
                 EXPECT_EQ(0, memcmp(part.data() + c * 24, full.data() + c * n_out + 32, 24 * sizeof(float)))
                     << dtype_name(t) << " expert " << e;
             // Unaligned slices fall back to the GGUF rows.
-            EXPECT_EQ(we.rows(3, 5).packed, nullptr);
+            EXPECT_EQ(cpu::packed_data(we.rows(3, 5)), nullptr);
         }
         // Jobs: three experts, two sharing an input.
         const auto x2 = random_x(n_in * 2, 8);
@@ -238,7 +243,9 @@ TEST(Packed, Q8_0ActivationsMatchReference) {
         quant::quantize_row_ref(DType::Q8_0, x.data(), ref.data(), n);
         cpu::cpu_kernels(DType::Q8_0)->from_float(x.data(), kq.data(), n);
         for (size_t b = 0; b < ref.size(); ++b)
-            if (b % 6 != 4) ASSERT_EQ(0, memcmp(&ref[b], &kq[b], sizeof(block_q8_0))) << "n = " << n << ", block " << b;
+            if (b % 6 != 4) {
+                ASSERT_EQ(0, memcmp(&ref[b], &kq[b], sizeof(block_q8_0))) << "n = " << n << ", block " << b;
+            }
         ref = kq;
         std::vector<cpu::ActQ80> want((size_t)(n / 32)), got((size_t)(n / 32) + 1);
         for (size_t b = 0; b < ref.size(); ++b) {
@@ -319,9 +326,11 @@ TEST(Packed, DISABLED_Stream) {
         }
         const int64_t ne[2] = {n_in, n_out};
         Tensor w = make_tensor_view("w", t, ne, 2, buf.data());
-        w.packed = buf.data();
-        w.packed_group = gb;
-        w.packed_nb2 = buf.size();
+        cpu::PackedWeights pw;
+        pw.data = buf.data();
+        pw.group_bytes = gb;
+        pw.matrix_bytes = buf.size();
+        w.prepared = &pw;
         const auto x = random_x(n_in, 1);
         std::vector<float> y((size_t)n_out);
         for (int nt : {1, 2}) {
@@ -374,7 +383,7 @@ TEST(Packed, DISABLED_KernelOnly) {
             for (int rep = 0; rep < reps; ++rep) {
                 const auto t0 = std::chrono::steady_clock::now();
                 for (int64_t g = 0; g < n_out / cpu::kPackRows; ++g)
-                    fn(n_in, y.data() + g * cpu::kPackRows, n_out, (const uint8_t*)m.t.packed + g * m.t.packed_group, 16,
+                    fn(n_in, y.data() + g * cpu::kPackRows, n_out, cpu::packed_data(m.t) + g * cpu::packed_group_bytes(m.t), 16,
                        xq.data(), ld_x, (int)n_tok);
                 best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             }
