@@ -1,6 +1,7 @@
 #include "vulkan/ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -32,6 +33,27 @@ struct SiluMulPush {
 struct AddPush {
     uint32_t n, a_off, b_off, out_off, b_n, b_phase;
 };
+struct GetRowsPush {
+    uint32_t ne0, n_tok, row0, n_rows, w_off, w_stride, ids_off, out_off;
+};
+struct RopePush {
+    uint32_t n_rows, n_heads, head_stride, n_rot, neox, x_off, pos_off;
+    float theta_scale, freq_scale, ext_factor, corr0, corr1, mscale;
+};
+struct SoftmaxPush {
+    uint32_t n, n_rows, x_off, out_off;
+};
+struct KVStorePush {
+    uint32_t dim, n_tok, src_off, slots_off, dst_off;
+};
+struct AttnPush {
+    uint32_t n_tok, n_head, n_rep, hd_k, hd_v, k_dim, v_dim, v_head, block_size, q_off, k_off, v_off, out_off,
+        meta_off;
+    float scale;
+};
+constexpr uint32_t k_get_rows_threads = 64;
+constexpr uint32_t k_attn_threads = 64;
+constexpr uint32_t k_attn_dims_per_thread = 4;
 
 // The weight types the products take: the suffix of their shader variants (weights.glsl).
 const char* type_suffix(DType t) {
@@ -257,6 +279,268 @@ void add(Sequence& seq, const BufferView& a, const BufferView& b, int64_t n, con
         seq.grid((ne + k_eltwise_threads - 1) / k_eltwise_threads, &gx, &gy);
         seq.dispatch(p, {ba, bb, bo}, &pc, sizeof pc, gx, gy);
     }
+}
+
+void get_rows(Sequence& seq, const Matrix& w, const int32_t* ids, int64_t n, const BufferView& ids_dev,
+              const BufferView& out) {
+    Context& ctx = seq.context();
+    YITI_ASSERT(n > 0 && ids_dev.size >= (uint64_t)n * 4 && out.size >= (uint64_t)n * w.n_in * 4);
+    YITI_ASSERT(ids_dev.offset % 4 == 0 && out.offset % 4 == 0);
+    for (int64_t t = 0; t < n; ++t)
+        if (ids[t] < 0 || ids[t] >= w.n_out)
+            throw Error(strprintf("token id %d is out of range (vocabulary has %lld tokens)", ids[t],
+                                  (long long)w.n_out));
+    seq.upload(ids_dev.sub(0, (uint64_t)n * 4), ids, (uint64_t)n * 4);
+    const int64_t per = (int64_t)items_per_binding(ctx, (uint64_t)w.n_in * 4);
+    if (per < 1)
+        throw Error(strprintf("%s: a get_rows row of %lld floats does not fit one binding",
+                              ctx.name().c_str(), (long long)w.n_in));
+    const Pipeline& p = ctx.pipeline(
+        {std::string("get_rows_") + type_suffix(w.type), 3, sizeof(GetRowsPush), {k_get_rows_threads}});
+    const uint32_t unit = weight_unit_bytes(w.type);
+    for (const Matrix::Piece& piece : w.pieces) {
+        const Binding bw = seq.bind(piece.buf.view(), Access::Read);
+        for (int64_t t0 = 0; t0 < n; t0 += per) {
+            const int64_t nt = std::min(per, n - t0);
+            const Binding bi = seq.bind(ids_dev.sub((uint64_t)t0 * 4, (uint64_t)nt * 4), Access::Read);
+            const Binding bo =
+                seq.bind(out.sub((uint64_t)t0 * w.n_in * 4, (uint64_t)nt * w.n_in * 4), Access::Write);
+            GetRowsPush pc{u32(w.n_in),          u32(nt),
+                           u32(piece.row0),      u32(piece.n_rows),
+                           bw.shift_elems(unit), u32((int64_t)(w.row_bytes / unit)),
+                           bi.shift_elems(4),    bo.shift_elems(4)};
+            uint32_t gx, gy;
+            seq.grid((uint64_t)nt, &gx, &gy);
+            seq.dispatch(p, {bw, bi, bo}, &pc, sizeof pc, gx, gy);
+        }
+    }
+}
+
+void rope(Sequence& seq, const cpu::RopeParams& rp, const BufferView& x, int64_t n_rows, int n_heads,
+          int64_t head_stride, const int32_t* pos, const BufferView& pos_dev) {
+    Context& ctx = seq.context();
+    YITI_ASSERT(n_rows > 0 && n_heads > 0 && rp.n_rot > 0 && rp.n_rot % 2 == 0 && rp.n_rot <= head_stride);
+    const uint64_t bytes = (uint64_t)n_rows * n_heads * head_stride * 4;
+    YITI_ASSERT(x.size >= bytes && pos_dev.size >= (uint64_t)n_rows * 4);
+    YITI_ASSERT(x.offset % 4 == 0 && pos_dev.offset % 4 == 0);
+    seq.upload(pos_dev.sub(0, (uint64_t)n_rows * 4), pos, (uint64_t)n_rows * 4);
+    // The values cpu::rope computes once per table, with the same float operations.
+    const int n_rot = rp.n_rot;
+    RopePush pc{};
+    pc.n_heads = (uint32_t)n_heads;
+    pc.head_stride = u32(head_stride);
+    pc.n_rot = (uint32_t)n_rot;
+    pc.neox = rp.style == cpu::RopeStyle::Neox;
+    pc.theta_scale = std::pow(rp.freq_base, -2.0f / n_rot);
+    pc.freq_scale = rp.freq_scale;
+    pc.ext_factor = rp.ext_factor;
+    pc.mscale = rp.attn_factor;
+    if (rp.ext_factor != 0.0f) {
+        const auto corr_dim = [&](float beta) {
+            return n_rot * std::log(rp.n_ctx_orig / (beta * 2 * (float)M_PI)) / (2 * std::log(rp.freq_base));
+        };
+        pc.corr0 = std::max(0.0f, std::floor(corr_dim(rp.beta_fast)));
+        pc.corr1 = std::min((float)(n_rot - 1), std::ceil(corr_dim(rp.beta_slow)));
+        pc.mscale *= 1.0f + 0.1f * std::log(1.0f / rp.freq_scale);
+    }
+    // Whole rows per dispatch, as many as one binding holds.
+    const uint64_t row_bytes = (uint64_t)n_heads * head_stride * 4;
+    const int64_t per = std::min<int64_t>((int64_t)items_per_binding(ctx, row_bytes),
+                                          (int64_t)(UINT32_MAX / ((uint64_t)n_heads * (n_rot / 2))));
+    if (per < 1)
+        throw Error(strprintf("%s: a rope row of %lld floats does not fit one binding", ctx.name().c_str(),
+                              (long long)(row_bytes / 4)));
+    const Pipeline& p = ctx.pipeline({"rope", 2, sizeof(RopePush), {k_eltwise_threads}});
+    for (int64_t r0 = 0; r0 < n_rows; r0 += per) {
+        const int64_t nr = std::min(per, n_rows - r0);
+        const Binding bx =
+            seq.bind(x.sub((uint64_t)r0 * row_bytes, (uint64_t)nr * row_bytes), Access::ReadWrite);
+        const Binding bp = seq.bind(pos_dev.sub((uint64_t)r0 * 4, (uint64_t)nr * 4), Access::Read);
+        pc.n_rows = u32(nr);
+        pc.x_off = bx.shift_elems(4);
+        pc.pos_off = bp.shift_elems(4);
+        const uint64_t threads = (uint64_t)nr * n_heads * (n_rot / 2);
+        uint32_t gx, gy;
+        seq.grid((threads + k_eltwise_threads - 1) / k_eltwise_threads, &gx, &gy);
+        seq.dispatch(p, {bx, bp}, &pc, sizeof pc, gx, gy);
+    }
+}
+
+void softmax(Sequence& seq, const BufferView& x, int64_t n, int64_t n_rows, const BufferView& out) {
+    Context& ctx = seq.context();
+    YITI_ASSERT(n > 0 && n_rows > 0);
+    YITI_ASSERT(x.size >= (uint64_t)n * n_rows * 4 && out.size >= (uint64_t)n * n_rows * 4);
+    const int64_t rows_per = (int64_t)items_per_binding(ctx, (uint64_t)n * 4);
+    if (rows_per < 1)
+        throw Error(strprintf("%s: a softmax row of %lld floats does not fit one binding", ctx.name().c_str(),
+                              (long long)n));
+    const Pipeline& p = ctx.pipeline({"softmax", 2, sizeof(SoftmaxPush), {k_norm_threads}});
+    for (int64_t r0 = 0; r0 < n_rows; r0 += rows_per) {
+        const int64_t nr = std::min(rows_per, n_rows - r0);
+        const uint64_t off = (uint64_t)r0 * n * 4, bytes = (uint64_t)nr * n * 4;
+        const Binding bx = seq.bind(x.sub(off, bytes), Access::Read);
+        const Binding bo = seq.bind(out.sub(off, bytes), Access::Write);
+        SoftmaxPush pc{u32(n), u32(nr), bx.shift_elems(4), bo.shift_elems(4)};
+        uint32_t gx, gy;
+        seq.grid((uint64_t)nr, &gx, &gy);
+        seq.dispatch(p, {bx, bo}, &pc, sizeof pc, gx, gy);
+    }
+}
+
+const KVStorage::Layer& KVStorage::layer(int il) const {
+    for (const Layer& l : layers)
+        if (l.il == il) return l;
+    YITI_ASSERT(!"layer not held by this KV storage");
+    return layers.front();
+}
+
+KVStorage alloc_kv_storage(Context& ctx, const kv::KVLayout& layout, int n_blocks,
+                           const std::vector<int>& layers) {
+    if (layout.type != DType::F16 && layout.type != DType::F32)
+        throw Error(
+            strprintf("%s: no Vulkan KV cache of type %s", ctx.name().c_str(), dtype_name(layout.type)));
+    YITI_ASSERT(n_blocks > 0 && layout.block_size > 0 && layout.k_dim > 0 && layout.v_dim >= 0);
+    KVStorage s;
+    s.layout = layout;
+    s.n_blocks = n_blocks;
+    const uint64_t esz = dtype_info(layout.type).type_size;
+    const uint64_t slots = (uint64_t)n_blocks * layout.block_size;
+    const uint64_t limit = std::min(ctx.limits().max_storage_range, ctx.limits().max_alloc);
+    for (int64_t dim : {layout.k_dim, layout.v_dim})
+        if (slots * dim * esz > limit)
+            throw Error(strprintf("%s: a layer's KV storage (%llu bytes) exceeds one binding (%llu bytes)",
+                                  ctx.name().c_str(), (unsigned long long)(slots * dim * esz),
+                                  (unsigned long long)limit));
+    for (int il : layers) {
+        YITI_ASSERT(il >= 0 && il < layout.n_layer);
+        KVStorage::Layer l;
+        l.il = il;
+        l.k = ctx.alloc(slots * layout.k_dim * esz, "KV cache K");
+        if (layout.v_dim > 0) l.v = ctx.alloc(slots * layout.v_dim * esz, "KV cache V");
+        s.layers.push_back(std::move(l));
+    }
+    return s;
+}
+
+int32_t kv_slot(const kv::SeqKV& seq, int block_size, int64_t pos) {
+    const int64_t bi = pos / block_size;
+    YITI_ASSERT(pos >= 0 && bi < (int64_t)seq.blocks.size());
+    return (int32_t)((int64_t)seq.blocks[bi] * block_size + pos % block_size);
+}
+
+void kv_store(Sequence& seq, const KVStorage& kv, int il, const BufferView& k, const BufferView& v,
+              int64_t n_tok, const int32_t* slots, const BufferView& slots_dev) {
+    Context& ctx = seq.context();
+    YITI_ASSERT(n_tok > 0 && slots_dev.size >= (uint64_t)n_tok * 4 && slots_dev.offset % 4 == 0);
+    const KVStorage::Layer& l = kv.layer(il);
+    const int64_t n_slots = (int64_t)kv.n_blocks * kv.layout.block_size;
+    for (int64_t t = 0; t < n_tok; ++t) YITI_ASSERT(slots[t] >= 0 && slots[t] < n_slots);
+    seq.upload(slots_dev.sub(0, (uint64_t)n_tok * 4), slots, (uint64_t)n_tok * 4);
+    const bool f16 = kv.layout.type == DType::F16;
+    const uint32_t esz = f16 ? 2 : 4;
+    const Pipeline& p =
+        ctx.pipeline({f16 ? "kv_store_f16" : "kv_store_f32", 3, sizeof(KVStorePush), {k_eltwise_threads}});
+    const Binding bs = seq.bind(slots_dev.sub(0, (uint64_t)n_tok * 4), Access::Read);
+    const auto store = [&](const BufferView& src, int64_t dim, const Buffer& dst) {
+        const uint64_t bytes = (uint64_t)n_tok * dim * 4;
+        YITI_ASSERT(src.size >= bytes && src.offset % 4 == 0);
+        if (bytes > ctx.limits().max_storage_range || (uint64_t)n_tok * dim > UINT32_MAX)
+            throw Error(strprintf("%s: %lld K/V rows of %lld floats do not fit one binding",
+                                  ctx.name().c_str(), (long long)n_tok, (long long)dim));
+        const Binding bsrc = seq.bind(src.sub(0, bytes), Access::Read);
+        const Binding bd = seq.bind(dst.view(), Access::Write);
+        KVStorePush pc{u32(dim), u32(n_tok), bsrc.shift_elems(4), bs.shift_elems(4), bd.shift_elems(esz)};
+        uint32_t gx, gy;
+        seq.grid(((uint64_t)n_tok * dim + k_eltwise_threads - 1) / k_eltwise_threads, &gx, &gy);
+        seq.dispatch(p, {bsrc, bs, bd}, &pc, sizeof pc, gx, gy);
+    };
+    store(k, kv.layout.k_dim, l.k);
+    if (kv.layout.v_dim > 0) store(v, kv.layout.v_dim, l.v);
+}
+
+int64_t attention_meta_words(const std::vector<cpu::AttnSeq>& seqs, int block_size) {
+    int64_t n = 0;
+    for (const cpu::AttnSeq& sq : seqs) n += 2 * sq.n + (sq.pos0 + sq.n - 1) / block_size + 1;
+    return n;
+}
+
+void attention(Sequence& seq, const cpu::AttnParams& ap, const KVStorage& kv, int il,
+               const std::vector<cpu::AttnSeq>& seqs, const BufferView& q, const BufferView& out,
+               const BufferView& meta_dev) {
+    Context& ctx = seq.context();
+    const int bs = kv.layout.block_size;
+    const int n_rep = ap.n_head / ap.n_head_kv;
+    YITI_ASSERT(n_rep * ap.n_head_kv == ap.n_head && ap.head_dim_k > 0 && ap.head_dim_v > 0);
+    const int64_t max_dim = (int64_t)k_attn_threads * k_attn_dims_per_thread;
+    if (ap.head_dim_k > max_dim || ap.head_dim_v > max_dim)
+        throw Error(strprintf("%s: attention heads of %lld / %lld values (at most %lld)", ctx.name().c_str(),
+                              (long long)ap.head_dim_k, (long long)ap.head_dim_v, (long long)max_dim));
+    const bool v_in_k = kv.layout.v_dim == 0;
+    YITI_ASSERT(kv.layout.k_dim == ap.n_head_kv * ap.head_dim_k || v_in_k);
+    YITI_ASSERT(!v_in_k || (ap.n_head_kv == 1 && ap.head_dim_v <= ap.head_dim_k));
+    YITI_ASSERT(v_in_k || kv.layout.v_dim == ap.n_head_kv * ap.head_dim_v);
+    // meta: (position, table offset) per token, then the tables.
+    int64_t n_tok = 0;
+    for (const cpu::AttnSeq& sq : seqs) {
+        YITI_ASSERT(sq.first == n_tok && sq.n > 0);  // the batch's tokens in order
+        n_tok += sq.n;
+    }
+    YITI_ASSERT(n_tok > 0);
+    std::vector<int32_t> meta((size_t)(2 * n_tok));
+    for (const cpu::AttnSeq& sq : seqs) {
+        const int64_t n_blk = (sq.pos0 + sq.n - 1) / bs + 1;
+        YITI_ASSERT(n_blk <= (int64_t)sq.kv->blocks.size());
+        const int32_t table = (int32_t)meta.size();
+        for (int64_t i = 0; i < sq.n; ++i) {
+            meta[(size_t)(2 * (sq.first + i))] = (int32_t)(sq.pos0 + i);
+            meta[(size_t)(2 * (sq.first + i) + 1)] = table;
+        }
+        for (int64_t b = 0; b < n_blk; ++b) {
+            YITI_ASSERT(sq.kv->blocks[(size_t)b] >= 0 && sq.kv->blocks[(size_t)b] < kv.n_blocks);
+            meta.push_back(sq.kv->blocks[(size_t)b]);
+        }
+    }
+    const uint64_t meta_bytes = meta.size() * 4;
+    YITI_ASSERT((int64_t)meta.size() == attention_meta_words(seqs, bs));
+    YITI_ASSERT(meta_dev.size >= meta_bytes && meta_dev.offset % 4 == 0);
+    seq.upload(meta_dev.sub(0, meta_bytes), meta.data(), meta_bytes);
+    const uint64_t q_bytes = (uint64_t)n_tok * ap.n_head * ap.head_dim_k * 4;
+    const uint64_t o_bytes = (uint64_t)n_tok * ap.n_head * ap.head_dim_v * 4;
+    YITI_ASSERT(q.size >= q_bytes && out.size >= o_bytes && q.offset % 4 == 0 && out.offset % 4 == 0);
+    if (std::max({q_bytes, o_bytes, meta_bytes}) > ctx.limits().max_storage_range)
+        throw Error(strprintf("%s: an attention batch of %lld tokens does not fit one binding",
+                              ctx.name().c_str(), (long long)n_tok));
+    const KVStorage::Layer& l = kv.layer(il);
+    const bool f16 = kv.layout.type == DType::F16;
+    const uint32_t esz = f16 ? 2 : 4;
+    const Pipeline& p = ctx.pipeline({f16 ? "attention_f16" : "attention_f32",
+                                      5,
+                                      sizeof(AttnPush),
+                                      {k_attn_threads, k_attn_dims_per_thread}});
+    const Binding bq = seq.bind(q.sub(0, q_bytes), Access::Read);
+    const Binding bk = seq.bind(l.k.view(), Access::Read);
+    const Binding bv = seq.bind(v_in_k ? l.k.view() : l.v.view(), Access::Read);
+    const Binding bo = seq.bind(out.sub(0, o_bytes), Access::Write);
+    const Binding bm = seq.bind(meta_dev.sub(0, meta_bytes), Access::Read);
+    AttnPush pc{};
+    pc.n_tok = u32(n_tok);
+    pc.n_head = (uint32_t)ap.n_head;
+    pc.n_rep = (uint32_t)n_rep;
+    pc.hd_k = u32(ap.head_dim_k);
+    pc.hd_v = u32(ap.head_dim_v);
+    pc.k_dim = u32(kv.layout.k_dim);
+    pc.v_dim = u32(v_in_k ? kv.layout.k_dim : kv.layout.v_dim);
+    pc.v_head = v_in_k ? 0 : 1;
+    pc.block_size = (uint32_t)bs;
+    pc.q_off = bq.shift_elems(4);
+    pc.k_off = bk.shift_elems(esz);
+    pc.v_off = bv.shift_elems(esz);
+    pc.out_off = bo.shift_elems(4);
+    pc.meta_off = bm.shift_elems(4);
+    pc.scale = ap.scale;
+    uint32_t gx, gy;
+    seq.grid((uint64_t)n_tok * ap.n_head, &gx, &gy);
+    seq.dispatch(p, {bq, bk, bv, bo, bm}, &pc, sizeof pc, gx, gy);
 }
 
 }  // namespace yiti::vk

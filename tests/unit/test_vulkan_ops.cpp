@@ -27,6 +27,31 @@
 //    precision (an F16 intermediate) gives 1e-7. (A 'fast exp' with log2(e) rounded to 1.4427 gives
 //    7e-14: within what a conformant device may do, so no bound can tell it apart.)
 //  * add: exact (NMSE 0): an F32 addition is correctly rounded on every Vulkan device.
+//  * get_rows, every weight type: exact (bit for bit) against cpu::get_rows: both give the
+//    reference dequantization's floats. Leaving a piece's first row out of the row index (split
+//    weights) or clearing the lowest bit of Q4_K's mins fails it.
+//  * rope: kRopeNmse = 1e-11 against cpu::rope. The angle is the CPU's float (same F32 operations
+//    in the same order, `precise`; the YaRN ramp's quotient corrected to the CPU's rounding); cos
+//    and sin are the shader's own (exact reduction by k pi/2, Taylor polynomials): a few ulp, NMSE
+//    ~1e-15 (measured 7e-16), and 1e-11 also covers a ramp quotient one ulp off on another device
+//    (angles below ~200 there). Fails: reducing with a rounded k * pi/2 (what an unfused FMA
+//    gives; lavapipe does not fuse) 7e-9 .. 6e-8; theta_scale^j by pow instead of j products
+//    1e-8 .. 1e-6; the ramp one pair off 0.2. (Lavapipe's own sin/cos, accurate at any angle,
+//    give 7e-16: Vulkan promises them only 2^-11 within [-pi, pi], hence the shader's own.)
+//  * softmax: kSoftmaxNmse = 1e-11 against cpu::softmax (double sum). exp may be (3 + 2|x|) ulp
+//    off: for these data (x - max in [-16, 0]) at most 35 ulp, NMSE <= 4.4e-12 if every element
+//    were at its worst (measured 7e-15). Leaving one element out of the sum gives 4e-11 (n = 1025)
+//    and more for shorter rows. (exp2(x * 1.4427), 6e-12, is within what a device may do.)
+//  * attention (decode, paged cache): kAttentionNmse = 1e-10 against cpu::attention. The cache
+//    values are the same floats (F16 widened exactly); the scores are F32 dot products (u sqrt(K)
+//    relative), the weights exp(s - max) with exp's allowance of (3 + 2|x|) ulp (|x| < ~20 here:
+//    at most ~2.6e-6 relative, NMSE <= ~7e-12 if every weight were at its worst) and the sums in
+//    F32 in another order than the CPU's; measured 3e-14. Fails: the running sums not rescaled by a
+//    new chunk maximum 8e-3; the token's own position left out 8e-3; GQA heads interleaved
+//    (h % n_head_kv) 0.66; the scores rounded through F16 5.7e-8.
+//  * KV store: exact (byte for byte) against cpu::store_kv_row into the CPU cache: F16 is rounded
+//    in integer arithmetic as core/fp16.h rounds. Rounding toward zero, or flushing subnormals,
+//    fails it.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -43,6 +68,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/tensor.h"
+#include "core/threadpool.h"
 #include "cpu/ops.h"
 #include "quant/quant.h"
 #include "runtime/devices.h"
@@ -59,6 +85,9 @@ using yiti::DType;
 constexpr double kMulMatNmse = 1e-9;
 constexpr double kRmsNormNmse = 1e-12;
 constexpr double kSiluMulNmse = 1e-12;
+constexpr double kRopeNmse = 1e-11;
+constexpr double kSoftmaxNmse = 1e-11;
+constexpr double kAttentionNmse = 1e-10;
 
 // Deterministic uniform values in [-1, 1).
 struct Rng {
@@ -85,6 +114,14 @@ double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
         den += ref[i] * ref[i];
     }
     return den > 0 ? num / den : num;
+}
+
+// The index of the first element where a and b differ bit for bit (-1: none; the sizes must match).
+int64_t first_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return 0;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (memcmp(&a[i], &b[i], 4) != 0) return (int64_t)i;
+    return -1;
 }
 
 std::vector<double> to_double(const std::vector<float>& v) {
@@ -649,6 +686,281 @@ TEST_F(VulkanOps, AllocatorSubAllocatesAndGivesBack) {
         EXPECT_NE(m.find("vulkan" + std::to_string(index_)), std::string::npos) << m;
         EXPECT_NE(m.find("blk.0.ffn_up.weight"), std::string::npos) << m;
     }
+}
+
+// ------------------------------------------------------------------ get_rows, rope, softmax, KV store
+
+TEST_F(VulkanOps, GetRows) {
+    // Every weight type; repeated ids, the first and the last row; compared bit for bit with
+    // cpu::get_rows (both give the reference dequantization's floats).
+    const std::vector<int32_t> ids = {36, 0, 5, 5, 17, 36, 1};
+    const int64_t n = (int64_t)ids.size(), n_rows = 37;
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                    DType::Q5_1, DType::IQ4_NL, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                    DType::Q6_K, DType::IQ4_XS}) {
+        const bool is_float = t == DType::F32 || t == DType::F16 || t == DType::BF16;
+        const int64_t n_in = is_float ? 97 : 512;
+        HostWeight hw = make_weight(t, n_in, n_rows, 11);
+        std::vector<float> ref((size_t)(n * n_in));
+        yiti::cpu::get_rows(hw.tensor, ids.data(), n, ref.data());
+        vk::Matrix w = vk::upload_matrix(*ctx_, hw.tensor);
+        vk::Buffer bi = ctx_->alloc(n * 4, "ids"), bo = ctx_->alloc(ref.size() * 4, "out");
+        vk::Sequence seq(*ctx_);
+        vk::get_rows(seq, w, ids.data(), n, bi.view(), bo.view());
+        seq.run();
+        EXPECT_EQ(first_diff(from_device(*ctx_, bo, ref.size()), ref), -1) << yiti::dtype_name(t);
+    }
+    // Split: a 1 KiB range holds 5 rows of 97 halfs (8 pieces) and 2 output rows per dispatch.
+    vk::ContextOptions opt;
+    opt.cap.max_storage_range = 1024;
+    auto small = vk::Context::create(index_, opt);
+    HostWeight hw = make_weight(DType::F16, 97, n_rows, 12);
+    std::vector<float> ref((size_t)(n * 97));
+    yiti::cpu::get_rows(hw.tensor, ids.data(), n, ref.data());
+    vk::Matrix w = vk::upload_matrix(*small, hw.tensor);
+    EXPECT_EQ(w.pieces.size(), 8u);
+    vk::Buffer bi = small->alloc(n * 4, "ids"), bo = small->alloc(ref.size() * 4, "out");
+    vk::Sequence seq(*small);
+    vk::get_rows(seq, w, ids.data(), n, bi.view(), bo.view());
+    EXPECT_EQ(seq.n_dispatches(), 8u * 4u);
+    seq.run();
+    EXPECT_EQ(first_diff(from_device(*small, bo, ref.size()), ref), -1);
+    // An id out of range: the CPU's error, nothing recorded.
+    const int32_t bad[2] = {3, 37};
+    vk::Sequence seq2(*small);
+    EXPECT_THROW(vk::get_rows(seq2, w, bad, 2, bi.view(), bo.view()), yiti::Error);
+    EXPECT_TRUE(seq2.empty());
+}
+
+TEST_F(VulkanOps, Rope) {
+    // Normal and NEOX, with and without YaRN, full and partial rotation (the values past n_rot
+    // untouched); positions from 0 to 100000 (angles far outside [-pi, pi]).
+    const std::vector<int32_t> pos = {0, 1, 17, 4097, 100000};
+    const int64_t n_tok = (int64_t)pos.size();
+    const int n_head = 3;
+    double worst = 0;
+    for (int style = 0; style < 2; ++style) {
+        for (bool yarn : {false, true}) {
+            for (int64_t hd : {64, 40}) {
+                yiti::cpu::RopeParams rp;
+                rp.style = style ? yiti::cpu::RopeStyle::Neox : yiti::cpu::RopeStyle::Normal;
+                rp.n_rot = hd == 64 ? 64 : 24;
+                rp.freq_base = yarn ? 1e6f : 10000.0f;
+                if (yarn) {
+                    rp.freq_scale = 0.25f;
+                    rp.ext_factor = 1.0f;
+                    rp.attn_factor = 0.9f;
+                    rp.n_ctx_orig = 4096;
+                }
+                Rng rng((uint64_t)(hd + style * 7 + yarn * 3));
+                const std::vector<float> x = rng.vec((size_t)(n_tok * n_head * hd));
+                std::vector<float> ref = x;
+                yiti::cpu::rope(rp, ref.data(), n_tok, n_head, hd, pos.data());
+                vk::Buffer bx = to_device(*ctx_, x), bp = ctx_->alloc(n_tok * 4, "pos");
+                vk::Sequence seq(*ctx_);
+                vk::rope(seq, rp, bx.view(), n_tok, n_head, hd, pos.data(), bp.view());
+                seq.run();
+                const std::vector<float> got = from_device(*ctx_, bx, x.size());
+                const double e = nmse(got, to_double(ref));
+                EXPECT_LE(e, kRopeNmse) << "style " << style << " yarn " << yarn << " head " << hd;
+                worst = std::max(worst, e);
+                for (size_t i = 0; i < x.size(); ++i)
+                    if ((int64_t)(i % hd) >= rp.n_rot) {
+                        ASSERT_EQ(got[i], x[i]) << i;
+                    }
+            }
+        }
+    }
+    printf("[ nmse     ] rope: worst %.3g (bound %.0e)\n", worst, kRopeNmse);
+}
+
+TEST_F(VulkanOps, Softmax) {
+    double worst = 0;
+    for (int64_t n : {1, 7, 300, 1025}) {
+        const int64_t rows = 3;
+        Rng rng((uint64_t)n + 21);
+        std::vector<float> x = rng.vec((size_t)(n * rows));
+        for (auto& v : x) v *= 8;  // exp over [-16, 0]
+        std::vector<float> ref = x;
+        for (int64_t r = 0; r < rows; ++r) yiti::cpu::softmax(&ref[r * n], n);
+        vk::Buffer bx = to_device(*ctx_, x), bo = ctx_->alloc(x.size() * 4, "out");
+        vk::Sequence seq(*ctx_);
+        vk::softmax(seq, bx.view(), n, rows, bo.view());
+        vk::softmax(seq, bx.view(), n, rows, bx.view());  // in place, after the first
+        std::vector<float> got(x.size()), got_inplace(x.size());
+        seq.download(bo.view(), got.data(), got.size() * 4);
+        seq.download(bx.view(), got_inplace.data(), got.size() * 4);
+        seq.run();
+        const double e = nmse(got, to_double(ref));
+        EXPECT_LE(e, kSoftmaxNmse) << "n " << n;
+        EXPECT_EQ(got, got_inplace) << "n " << n;
+        worst = std::max(worst, e);
+    }
+    printf("[ nmse     ] softmax: worst %.3g (bound %.0e)\n", worst, kSoftmaxNmse);
+}
+
+TEST_F(VulkanOps, KVStore) {
+    // Two sequences in 4-slot blocks (their tables interleaved in the pool); a batch of 6 tokens of
+    // one and 2 of the other, stored for layers 0 and 2 of 3 (the layers this device holds). Every
+    // written row must equal the CPU cache's row byte for byte (F16: rounding, overflow to
+    // infinity, subnormals, signed zero).
+    for (DType type : {DType::F32, DType::F16}) {
+        yiti::kv::KVLayout lay;
+        lay.n_layer = 3;
+        lay.k_dim = 40;
+        lay.v_dim = 24;
+        lay.type = type;
+        lay.block_size = 4;
+        yiti::kv::KVCache cache(lay, 40);
+        yiti::kv::SeqKV a, b;
+        ASSERT_TRUE(cache.reserve(b, 2));
+        ASSERT_TRUE(cache.reserve(a, 3));
+        ASSERT_TRUE(cache.reserve(b, 6));
+        ASSERT_TRUE(cache.reserve(a, 7));
+        struct Tok {
+            yiti::kv::SeqKV* s;
+            int64_t pos;
+        };
+        const std::vector<Tok> toks = {{&a, 1}, {&a, 2}, {&a, 3}, {&a, 4},
+                                       {&a, 5}, {&a, 6}, {&b, 4}, {&b, 5}};
+        const int64_t n_tok = (int64_t)toks.size();
+        std::vector<int32_t> slots;
+        for (const Tok& t : toks) slots.push_back(vk::kv_slot(*t.s, lay.block_size, t.pos));
+        vk::KVStorage st = vk::alloc_kv_storage(*ctx_, lay, cache.pool().n_blocks(), {0, 2});
+        vk::Buffer bs = ctx_->alloc(n_tok * 4, "slots");
+        std::vector<std::vector<float>> ks, vs;
+        std::vector<vk::Buffer> kb, vb;
+        vk::Sequence seq(*ctx_);
+        for (int il : {0, 2}) {
+            Rng rng((uint64_t)il + 5);
+            std::vector<float> k = rng.vec((size_t)(n_tok * lay.k_dim)),
+                               v = rng.vec((size_t)(n_tok * lay.v_dim));
+            const float special[] = {65504.0f,
+                                     65519.0f,
+                                     65520.0f,
+                                     -1e5f,
+                                     6.1e-5f,
+                                     3e-6f,
+                                     -2.9802322e-8f,
+                                     2.9802326e-8f,
+                                     1e-10f,
+                                     -0.0f,
+                                     1.0009765625f + 0.00048828125f,
+                                     1.00048828125f};
+            for (size_t i = 0; i < std::size(special); ++i) k[i * 7] = special[i] * (il ? -1.0f : 1.0f);
+            for (size_t t = 0; t < toks.size(); ++t) {
+                yiti::cpu::store_kv_row(type, &k[t * lay.k_dim], cache.k_row(il, *toks[t].s, toks[t].pos),
+                                        lay.k_dim);
+                yiti::cpu::store_kv_row(type, &v[t * lay.v_dim], cache.v_row(il, *toks[t].s, toks[t].pos),
+                                        lay.v_dim);
+            }
+            kb.push_back(to_device(*ctx_, k));
+            vb.push_back(to_device(*ctx_, v));
+            vk::kv_store(seq, st, il, kb.back().view(), vb.back().view(), n_tok, slots.data(), bs.view());
+            ks.push_back(std::move(k));
+            vs.push_back(std::move(v));
+        }
+        seq.run();
+        for (int il : {0, 2}) {
+            const vk::KVStorage::Layer& l = st.layer(il);
+            std::vector<uint8_t> gk(l.k.size()), gv(l.v.size());
+            ctx_->download(l.k.view(), gk.data(), gk.size());
+            ctx_->download(l.v.view(), gv.data(), gv.size());
+            for (size_t t = 0; t < toks.size(); ++t) {
+                const size_t s = (size_t)slots[t];
+                EXPECT_EQ(memcmp(&gk[s * cache.k_row_bytes()], cache.k_row(il, *toks[t].s, toks[t].pos),
+                                 cache.k_row_bytes()),
+                          0)
+                    << yiti::dtype_name(type) << " layer " << il << " K token " << t;
+                EXPECT_EQ(memcmp(&gv[s * cache.v_row_bytes()], cache.v_row(il, *toks[t].s, toks[t].pos),
+                                 cache.v_row_bytes()),
+                          0)
+                    << yiti::dtype_name(type) << " layer " << il << " V token " << t;
+            }
+        }
+        cache.release(a);
+        cache.release(b);
+    }
+}
+
+TEST_F(VulkanOps, Attention) {
+    // Decode over the paged cache: three sequences at positions 0 (one cache row), 37 (across
+    // blocks) and 150 (three chunks of the shader's 64), plus a sequence with two tokens (causal
+    // within the batch); GQA with 3 query heads per KV head, K and V heads of different sizes;
+    // F32 and F16 caches; and an MLA-like cache (V the first values of K, one KV head). The cache
+    // is written by kv_store (and by cpu::store_kv_row for the CPU).
+    struct Case {
+        DType type;
+        int n_head, n_head_kv;
+        int64_t hd_k, hd_v;
+        bool v_in_k;
+    };
+    yiti::ThreadPool pool(2);
+    double worst = 0;
+    for (const Case& c : {Case{DType::F32, 6, 2, 40, 24, false}, Case{DType::F16, 6, 2, 40, 24, false},
+                          Case{DType::F16, 4, 1, 72, 64, true}}) {
+        yiti::kv::KVLayout lay;
+        lay.n_layer = 2;
+        lay.k_dim = c.n_head_kv * c.hd_k;
+        lay.v_dim = c.v_in_k ? 0 : c.n_head_kv * c.hd_v;
+        lay.type = c.type;
+        lay.block_size = 16;
+        yiti::kv::KVCache cache(lay, 512);
+        const std::vector<int32_t> last = {0, 37, 150, 20};  // the batch's last position per sequence
+        const std::vector<int64_t> n_new = {1, 1, 1, 2};
+        std::vector<yiti::kv::SeqKV> kvs(last.size());
+        for (size_t s = 0; s < kvs.size(); ++s) ASSERT_TRUE(cache.reserve(kvs[s], last[s] + 1));
+        const int il = 1;
+        vk::KVStorage st = vk::alloc_kv_storage(*ctx_, lay, cache.pool().n_blocks(), {il});
+        vk::Sequence seq(*ctx_);
+        std::vector<vk::Buffer> keep;
+        Rng rng(77);
+        for (size_t s = 0; s < kvs.size(); ++s) {
+            const int64_t n = last[s] + 1;
+            const std::vector<float> k = rng.vec((size_t)(n * lay.k_dim)),
+                                     v = rng.vec((size_t)(n * lay.v_dim));
+            std::vector<int32_t> slots;
+            for (int64_t pos = 0; pos < n; ++pos) {
+                yiti::cpu::store_kv_row(c.type, &k[pos * lay.k_dim], cache.k_row(il, kvs[s], pos), lay.k_dim);
+                if (lay.v_dim)
+                    yiti::cpu::store_kv_row(c.type, &v[pos * lay.v_dim], cache.v_row(il, kvs[s], pos),
+                                            lay.v_dim);
+                slots.push_back(vk::kv_slot(kvs[s], lay.block_size, pos));
+            }
+            keep.push_back(to_device(*ctx_, k));
+            keep.push_back(lay.v_dim ? to_device(*ctx_, v) : ctx_->alloc(4, "no v"));
+            keep.push_back(ctx_->alloc(n * 4, "slots"));
+            vk::kv_store(seq, st, il, keep[keep.size() - 3].view(), keep[keep.size() - 2].view(), n,
+                         slots.data(), keep.back().view());
+        }
+        std::vector<yiti::cpu::AttnSeq> seqs;
+        int64_t n_tok = 0;
+        for (size_t s = 0; s < kvs.size(); ++s) {
+            seqs.push_back({&kvs[s], n_tok, n_new[s], (int32_t)(last[s] + 1 - n_new[s])});
+            n_tok += n_new[s];
+        }
+        yiti::cpu::AttnParams ap;
+        ap.n_head = c.n_head;
+        ap.n_head_kv = c.n_head_kv;
+        ap.head_dim_k = c.hd_k;
+        ap.head_dim_v = c.hd_v;
+        ap.scale = 1.0f / std::sqrt((float)c.hd_k);
+        std::vector<float> qv = rng.vec((size_t)(n_tok * c.n_head * c.hd_k));
+        for (auto& x : qv) x *= 4;  // peaked and flat rows alike
+        std::vector<float> ref((size_t)(n_tok * c.n_head * c.hd_v));
+        yiti::cpu::attention(pool, ap, cache, il, seqs, qv.data(), ref.data());
+        vk::Buffer bq = to_device(*ctx_, qv), bo = ctx_->alloc(ref.size() * 4, "out");
+        vk::Buffer bm = ctx_->alloc(vk::attention_meta_words(seqs, lay.block_size) * 4, "meta");
+        vk::attention(seq, ap, st, il, seqs, bq.view(), bo.view(), bm.view());
+        std::vector<float> got(ref.size());
+        seq.download(bo.view(), got.data(), got.size() * 4);
+        seq.run();
+        const double e = nmse(got, to_double(ref));
+        EXPECT_LE(e, kAttentionNmse) << yiti::dtype_name(c.type) << " v_in_k " << c.v_in_k;
+        worst = std::max(worst, e);
+        for (auto& s : kvs) cache.release(s);
+    }
+    printf("[ nmse     ] attention: worst %.3g (bound %.0e)\n", worst, kAttentionNmse);
 }
 
 TEST_F(VulkanOps, ErrorsNameTheDevice) {
