@@ -72,8 +72,6 @@ constexpr int64_t k_amx_col_tile = 512, k_amx_col_tile_q8_0 = 256;
 struct JobPlan {
     const Tensor* w;
     const PackedKernels* pk;  // packed path
-    const uint8_t* wp;        // its packed groups, from the view's first row
-    size_t w_group;           // bytes per group
     bool amx;
     const CpuKernels* k;      // plain path
     const uint8_t* xq;
@@ -88,6 +86,8 @@ struct JobPlan {
     // same tile and then apply silu(gate) * up there; 2 = that up (no tasks of its own);
     // 3 = a gate whose up could not share its tiles (silu applied after the run).
     int glu = 0;
+    const uint8_t* wp;        // packed path: the weight's groups, from the view's first row
+    size_t w_group;           // bytes per group
 };
 
 // Quantization buffer reused across calls by the thread that drives the products; 64-byte aligned
