@@ -173,14 +173,6 @@ void Api::handle(const http::Request& req, http::Response& res) {
         res.set_header("Access-Control-Allow-Origin", any ? "*" : origin);
         res.set_header("Vary", "Origin");
     }
-    if (!origin.empty() && !cors) {
-        // (The HTTP layer's admission check refuses these before the body; this covers any path around it.)
-        http::Refusal r = admit(req);
-        if (r.status) {
-            metrics_.http_request("other", r.status);
-            return set_error(res, ApiError(r.status, r.message, "", "origin_not_allowed"));
-        }
-    }
     std::string endpoint = "other";
     metrics_.in_flight_delta(1);
     try {

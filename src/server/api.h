@@ -49,7 +49,8 @@ public:
     ~Api();
 
     void handle(const http::Request& req, http::Response& res);
-    // The checks on a request's head, before its body is read (Host, Origin); thread-safe.
+    // The checks on a request's head (Host, Origin): the HTTP layer's admission check
+    // (http::ServerOptions::admit), run before the body is read; thread-safe.
     http::Refusal admit(const http::Request& req) const;
 
     // New generation requests get 503; running ones are cancelled and end their streams with an

@@ -357,11 +357,24 @@ Server::Server(Handler handler, ServerOptions opt) : handler_(std::move(handler)
     ev.data.fd = wake_fd_;
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
     spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    const std::string body = opt_.error_body(503, "the server is out of memory for this request; retry later");
-    oom_answer_ = strprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                            "Retry-After: %d\r\nConnection: close\r\n\r\n",
-                            body.size(), opt_.retry_after_seconds) +
-                  body;
+    oom_answer_ = error_answer(503, "the server is out of memory for this request; retry later");
+}
+
+// An answer the HTTP layer gives itself: an error body, Connection: close, and Retry-After on 503.
+std::string Server::error_answer(int status, const std::string& message,
+                                 const std::vector<std::pair<std::string, std::string>>& extra, size_t* body_bytes) const {
+    const std::string body = opt_.error_body(status, message);
+    if (body_bytes) *body_bytes = body.size();
+    std::string head = strprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n", status,
+                                 status_text(status), body.size());
+    if (status == 503) head += strprintf("Retry-After: %d\r\n", opt_.retry_after_seconds);
+    for (auto& [k, v] : extra) head += k + ": " + v + "\r\n";
+    return head + "Connection: close\r\n\r\n" + body;
+}
+
+void Server::count(uint64_t ServerCounters::*field) {
+    std::lock_guard<std::mutex> lk(count_mu_);
+    ++(counters_.*field);
 }
 
 Server::~Server() {
@@ -435,7 +448,10 @@ bool Server::watch(Conn& c, uint32_t events) {
 bool Server::charge(Conn& c, size_t n) {
     size_t cur = buffered_.load();
     for (;;) {
-        if (cur + n > opt_.max_buffered_body_bytes) return false;
+        if (cur + n > opt_.max_buffered_body_bytes) {
+            answer_and_close(c, 503, "the server is receiving too many request bodies at once; retry later");
+            return false;
+        }
         if (buffered_.compare_exchange_weak(cur, cur + n)) break;
     }
     c.charged += n;
@@ -508,10 +524,7 @@ void Server::run() {
             } catch (const std::bad_alloc&) {
                 // No memory for this connection's request: tell it so (the answer is prepared).
                 ::send(c->fd, oom_answer_.data(), oom_answer_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-                {
-                    std::lock_guard<std::mutex> lk(count_mu_);
-                    counters_.over_capacity++;
-                }
+                count(&ServerCounters::over_capacity);
                 close_conn(c);
             }
         }
@@ -531,22 +544,16 @@ void Server::run() {
 
 // A connection the server cannot take: a short 503, written without blocking, and closed.
 void Server::overloaded(int fd, const char* why) {
-    std::string body;
     std::string resp;
     try {
-        body = opt_.error_body(503, why);
-        resp = strprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                         "Retry-After: %d\r\nConnection: close\r\n\r\n",
-                         body.size(), opt_.retry_after_seconds) +
-               body;
+        resp = error_answer(503, why);
     } catch (const std::bad_alloc&) {
         resp = oom_answer_;
     }
     ::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     ::shutdown(fd, SHUT_WR);
     ::close(fd);
-    std::lock_guard<std::mutex> lk(count_mu_);
-    counters_.over_capacity++;
+    count(&ServerCounters::over_capacity);
 }
 
 void Server::accept_all() {
@@ -579,8 +586,7 @@ void Server::accept_all() {
                 if (c->st == Conn::St::Idle && c->buf.empty() && (!victim || c->deadline < victim->deadline)) victim = c;
             if (victim) {
                 close_conn(victim);
-                std::lock_guard<std::mutex> lk(count_mu_);
-                counters_.idle_evicted++;
+                count(&ServerCounters::idle_evicted);
             } else {
                 overloaded(fd, "too many connections; retry later");
                 continue;
@@ -603,8 +609,7 @@ void Server::accept_all() {
             if (c) c->fd = -1;
             ::send(fd, oom_answer_.data(), oom_answer_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             ::close(fd);
-            std::lock_guard<std::mutex> lk(count_mu_);
-            counters_.over_capacity++;
+            count(&ServerCounters::over_capacity);
             continue;
         }
         n_conns_++;
@@ -819,24 +824,13 @@ bool Server::parse_head(Conn& c, size_t head_len, size_t consumed) {
     if (opt_.admit) {
         Refusal r = opt_.admit(req);
         if (r.status) {
-            {
-                std::lock_guard<std::mutex> lk(count_mu_);
-                counters_.refused++;
-            }
+            count(&ServerCounters::refused);
             answer_and_close(c, r.status, r.message, r.headers);
             return false;
         }
     }
     if (content_length > 0) {
-        if (!charge(c, (size_t)content_length)) {
-            {
-                std::lock_guard<std::mutex> lk(count_mu_);
-                counters_.over_capacity++;
-            }
-            answer_and_close(c, 503, "the server is receiving too many request bodies at once; retry later",
-                             {{"Retry-After", std::to_string(opt_.retry_after_seconds)}});
-            return false;
-        }
+        if (!charge(c, (size_t)content_length)) return false;
         req.body.reserve((size_t)content_length);
     }
     c.body_left = content_length > 0 ? content_length : 0;
@@ -905,15 +899,7 @@ bool Server::read_body(Conn& c) {
                 answer_and_close(c, 413, strprintf("the request body is too large (the limit is %zu bytes)", opt_.max_body_bytes));
                 return false;
             }
-            if (!charge(c, (size_t)n)) {
-                {
-                    std::lock_guard<std::mutex> lk(count_mu_);
-                    counters_.over_capacity++;
-                }
-                answer_and_close(c, 503, "the server is receiving too many request bodies at once; retry later",
-                                 {{"Retry-After", std::to_string(opt_.retry_after_seconds)}});
-                return false;
-            }
+            if (!charge(c, (size_t)n)) return false;
             c.chunk_left = n;
             c.chunk_phase = 1;
             c.deadline = body_deadline(c.body_start, c.charged, opt_);
@@ -969,21 +955,16 @@ bool Server::read_body(Conn& c) {
 // swallows what the client still sends (so that it reads the answer, not a reset).
 void Server::answer_and_close(Conn& c, int status, const std::string& message,
                               const std::vector<std::pair<std::string, std::string>>& extra) {
-    if (status == 408) {
-        std::lock_guard<std::mutex> lk(count_mu_);
-        counters_.timeouts++;
-    } else if (status != 503 && status != 403 && status != 421) {
-        std::lock_guard<std::mutex> lk(count_mu_);
-        counters_.malformed++;
-    }
-    std::string body = opt_.error_body(status, message);
-    std::string head = strprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n", status,
-                                 status_text(status), body.size());
-    for (auto& [k, v] : extra) head += k + ": " + v + "\r\n";
-    head += "Connection: close\r\n\r\n";
-    c.out = head + body;
+    if (status == 408)
+        count(&ServerCounters::timeouts);
+    else if (status == 503)
+        count(&ServerCounters::over_capacity);
+    else if (status != 403 && status != 421)  // (refusals are counted by the admission check)
+        count(&ServerCounters::malformed);
+    size_t body_bytes = 0;
+    c.out = error_answer(status, message, extra, &body_bytes);
     c.out_off = 0;
-    log_line(c.req, status, body.size(), c.t0 == clock_type::time_point{} ? 0.0 : ms_between(c.t0, clock_type::now()), "");
+    log_line(c.req, status, body_bytes, c.t0 == clock_type::time_point{} ? 0.0 : ms_between(c.t0, clock_type::now()), "");
     release(c);
     free_body(c.req.body);
     c.buf.clear();

@@ -155,7 +155,12 @@ private:
     void sweep();
     void take_back_returned();
     bool watch(Conn& c, uint32_t events);
+    // Counts n body bytes against the budget; when they do not fit, answers 503 and returns false.
     bool charge(Conn& c, size_t n);
+    std::string error_answer(int status, const std::string& message,
+                             const std::vector<std::pair<std::string, std::string>>& extra = {},
+                             size_t* body_bytes = nullptr) const;
+    void count(uint64_t ServerCounters::*field);
     void release(Conn& c);
     void overloaded(int fd, const char* why);
 
