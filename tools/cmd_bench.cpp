@@ -9,6 +9,7 @@
 #include <random>
 
 #include "args.h"
+#include "load.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/membw.h"
@@ -60,6 +61,7 @@ int cmd_bench(int argc, char** argv) {
     int threads = 0, reps = 5;
     int64_t membw_mib = 0;
     bool json = false, no_membw = false;
+    PlacementFlags pf;
     Args a("bench", "-m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]");
     a.str("-m,--model", &path, "GGUF model file", "FILE");
     a.integer("-p,--n-prompt", &n_prompt, "prompt tokens of the pp test, processed in one batch (0: skip; default 512)", 0,
@@ -70,12 +72,13 @@ int cmd_bench(int argc, char** argv) {
     a.integer("--membw-mib", &membw_mib, "buffer of the read-bandwidth measurement in MiB (default 2048)", 64, 1 << 20);
     a.flag("--no-membw", &no_membw, "skip the read-bandwidth measurement");
     a.flag("--json", &json, "one JSON object per test on stdout");
+    add_placement_flags(a, &pf);
     a.examples("  yiti bench -m models/tinyllama-Q4_K_M.gguf -t 2\n"
                "  yiti bench -m model.gguf -p 512 -n 128 -r 3 --json\n");
     if (!a.parse(argc, argv)) return a.exit_code();
     if (path.empty()) throw Error("missing -m MODEL");
 
-    std::shared_ptr<model::Model> m = model::Model::load(path);
+    std::shared_ptr<model::Model> m = load_model("bench", path, pf);
     const model::ModelStats st = m->stats();
     engine::SessionOptions so;
     so.n_threads = threads;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "args.h"
+#include "load.h"
 #include "commands.h"
 #include "core/error.h"
 #include "engine/session.h"
@@ -35,6 +36,7 @@ int cmd_chat(int argc, char** argv) {
     bool exact = false, no_color = false;
     sample::SamplerParams sp;
     sp.temperature = 0.7f;
+    PlacementFlags pf;
     Args a("chat", "-m MODEL [--system TEXT] [--chat-template FILE] [-n N] [--temp T] [--seed S] [-t THREADS]");
     a.str("-m,--model", &path, "GGUF model file", "FILE");
     a.str("--system", &system_prompt, "system message", "TEXT");
@@ -50,12 +52,13 @@ int cmd_chat(int argc, char** argv) {
     a.u64("--seed", &sp.seed, "random seed (default: random)");
     a.flag("--exact", &exact, "F32 activations, dequantized weights, F32 KV cache");
     a.flag("--no-color", &no_color, "do not dim the reasoning part");
+    add_placement_flags(a, &pf);
     a.examples("  yiti chat -m model.gguf\n  yiti chat -m model.gguf --system \"You are terse.\" --temp 0\n"
                "\nIn the chat: /reset starts over, /exit (or end of input) quits.\n");
     if (!a.parse(argc, argv)) return a.exit_code();
     if (path.empty()) throw Error("missing -m MODEL");
 
-    std::shared_ptr<model::Model> m = model::Model::load(path);
+    std::shared_ptr<model::Model> m = load_model("chat", path, pf);
     auto tok = Tokenizer::from_gguf(m->file());
     std::string tpl_source = tpl_path.empty() ? m->file().get_str("tokenizer.chat_template").value_or("")
                                               : read_text_file(tpl_path, "chat template");

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "args.h"
+#include "load.h"
 #include "commands.h"
 #include "core/error.h"
 #include "engine/session.h"
@@ -33,6 +34,7 @@ int cmd_logits(int argc, char** argv) {
     std::string path, tokens_arg, prompt, out_path;
     bool exact = false, prompt_given = false;
     int threads = 0;
+    PlacementFlags pf;
     Args a("logits", "-m MODEL (--tokens 1,2,3 | -p PROMPT) --out FILE [--exact] [-t THREADS]");
     a.str("-m,--model", &path, "GGUF model file", "FILE");
     a.str("--tokens", &tokens_arg, "comma-separated token ids, used exactly as given (BOS included if listed)", "IDS");
@@ -40,6 +42,7 @@ int cmd_logits(int argc, char** argv) {
     a.str("-o,--out", &out_path, "output file: float32 little-endian [n_tokens][n_vocab]", "FILE");
     a.flag("--exact", &exact, "F32 activations, dequantized weights, F32 KV cache");
     a.integer("-t,--threads", &threads, "threads (default: all cores)", 1, 1024);
+    add_placement_flags(a, &pf);
     a.examples("  yiti logits -m model.gguf --tokens 1,403,407 --out logits.f32\n");
     if (!a.parse(argc, argv)) return a.exit_code();
     prompt_given = a.given("-p") || a.given("--prompt");
@@ -47,7 +50,7 @@ int cmd_logits(int argc, char** argv) {
     if (out_path.empty()) throw Error("missing --out FILE");
     if (tokens_arg.empty() == !prompt_given) throw Error("give exactly one of --tokens and -p");
 
-    std::shared_ptr<model::Model> m = model::Model::load(path);
+    std::shared_ptr<model::Model> m = load_model("logits", path, pf);
     std::vector<int32_t> tokens;
     if (!tokens_arg.empty()) {
         tokens = parse_token_list(tokens_arg);

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "args.h"
+#include "load.h"
 #include "commands.h"
 #include "core/error.h"
 #include "engine/session.h"
@@ -17,6 +18,7 @@ int cmd_run(int argc, char** argv) {
     int threads = 0;
     bool exact = false, no_display_prompt = false, ignore_eos = false;
     sample::SamplerParams sp;
+    PlacementFlags pf;
     Args a("run", "-m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [-t THREADS] [--exact]");
     a.str("-m,--model", &path, "GGUF model file", "FILE");
     a.str("-p,--prompt", &prompt, "prompt text", "TEXT");
@@ -36,13 +38,14 @@ int cmd_run(int argc, char** argv) {
     a.flag("--exact", &exact, "F32 activations, dequantized weights, F32 KV cache");
     a.flag("--no-display-prompt", &no_display_prompt, "print only the generated text");
     a.flag("--ignore-eos", &ignore_eos, "keep generating after the end-of-text token");
+    add_placement_flags(a, &pf);
     a.examples("  yiti run -m model.gguf -p \"Once upon a time\" -n 32 --temp 0\n"
                "  yiti run -m model.gguf -p \"Hello\" --temp 0.7 --top-p 0.9 --seed 42\n");
     if (!a.parse(argc, argv)) return a.exit_code();
     if (path.empty()) throw Error("missing -m MODEL");
     if (!a.given("-p") && !a.given("--prompt")) throw Error("missing -p PROMPT");
 
-    std::shared_ptr<model::Model> m = model::Model::load(path);
+    std::shared_ptr<model::Model> m = load_model("run", path, pf);
     auto tok = Tokenizer::from_gguf(m->file());
     std::vector<int32_t> tokens = tok->encode(prompt, true, false);
     if (tokens.empty()) throw Error("the prompt has no tokens (and the model adds no BOS)");

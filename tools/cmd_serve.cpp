@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "args.h"
+#include "load.h"
 #include "commands.h"
 #include "core/error.h"
 #include "engine/engine.h"
@@ -62,6 +63,7 @@ int cmd_serve(int argc, char** argv) {
     std::string cors_origins, allowed_hosts;
     server::http::ServerOptions so;
     int max_buffered_mb = (int)(so.max_buffered_body_bytes >> 20), json_depth = 128;
+    PlacementFlags pf;
     Args a("serve",
            "-m MODEL [--host H] [--port P] [--parallel N] [--ctx-size N] [--api-key KEY] [--exact] [--threads N] "
            "[--batch-size N] [--chat-template FILE] [--no-prefix-cache]");
@@ -101,6 +103,7 @@ int cmd_serve(int argc, char** argv) {
     a.flag("--exact", &exact, "F32 activations, dequantized weights, F32 KV cache");
     a.flag("--no-prefix-cache", &no_prefix_cache, "do not reuse the KV cache of earlier prompts");
     a.flag("--quiet", &quiet, "no per-request log lines");
+    add_placement_flags(a, &pf);
     a.examples("  yiti serve -m model.gguf --port 8080\n"
                "  yiti serve -m model.gguf --host 0.0.0.0 --parallel 8 --api-key secret\n"
                "  curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\\n"
@@ -124,7 +127,7 @@ int cmd_serve(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
-    std::shared_ptr<model::Model> m = model::Model::load(path);
+    std::shared_ptr<model::Model> m = load_model("serve", path, pf);
     auto tok = Tokenizer::from_gguf(m->file());
     std::string tmpl_src = template_file.empty() ? "" : read_file(template_file);
     server::ChatPrompt chat(m->file(), *tok, tmpl_src);

@@ -63,7 +63,7 @@ Engine::Engine(std::shared_ptr<model::Model> model, const EngineOptions& opt) : 
     ro.n_threads = opt_.n_threads;
     ro.exact = opt_.exact;
     rt_ = std::make_unique<runtime::Runtime>(ro);
-    cache_ = std::make_unique<kv::KVCache>(
+    cache_ = model_->make_cache(
         model_->kv_layout(opt_.exact ? DType::F32 : model_->preferred_kv_type()),
         opt_.n_ctx + (int64_t)opt_.n_parallel * 32 /* partial last blocks */);
     stats_.kv_tokens_capacity = cache_->capacity_tokens();

@@ -14,7 +14,7 @@ Session::Session(std::shared_ptr<model::Model> model, const SessionOptions& opt)
     const auto& hp = model_->hparams();
     n_ctx_ = opt.n_ctx > 0 ? opt.n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
     n_batch_ = std::max<int64_t>(1, opt.n_batch);
-    cache_ = std::make_unique<kv::KVCache>(model_->kv_layout(opt.exact || opt.kv_f32 ? DType::F32 : model_->preferred_kv_type()), n_ctx_);
+    cache_ = model_->make_cache(model_->kv_layout(opt.exact || opt.kv_f32 ? DType::F32 : model_->preferred_kv_type()), n_ctx_);
 }
 
 Session::~Session() { cache_->release(seq_); }

@@ -1,5 +1,6 @@
 #include "kv/kv_cache.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -31,15 +32,36 @@ void BlockPool::release(int block) {
     if (--refs_[block] == 0) free_.push_back(block);
 }
 
-KVCache::KVCache(const KVLayout& layout, int64_t max_tokens, Device device)
-    : layout_(layout),
-      pool_((int)((max_tokens + layout.block_size - 1) / layout.block_size)),
-      device_(device) {
+KVCache::KVCache(const KVLayout& layout, int64_t max_tokens, const std::vector<Device>& layer_device,
+                 const StorageFactory& factory)
+    : layout_(layout), pool_((int)((max_tokens + layout.block_size - 1) / layout.block_size)) {
     YITI_ASSERT(layout.block_size > 0 && layout.n_layer > 0);
     YITI_ASSERT(layout.type == DType::F16 || layout.type == DType::F32);
+    YITI_ASSERT(layer_device.empty() || (int)layer_device.size() == layout.n_layer);
+    layer_device_ = layer_device.empty() ? std::vector<Device>((size_t)layout.n_layer) : layer_device;
     k_row_bytes_ = row_size(layout.type, layout.k_dim);
     v_row_bytes_ = row_size(layout.type, layout.v_dim);
-    const size_t slots = (size_t)layout.n_layer * pool_.n_blocks() * layout.block_size;
+    // Host storage for the layers on the CPU; one storage per other device for the rest.
+    int n_host = 0;
+    host_index_.assign((size_t)layout.n_layer, -1);
+    storage_of_.assign((size_t)layout.n_layer, -1);
+    std::vector<std::pair<Device, std::vector<int>>> others;
+    for (int il = 0; il < layout.n_layer; ++il) {
+        const Device& d = layer_device_[(size_t)il];
+        if (d.kind == DeviceKind::CPU) {
+            host_index_[(size_t)il] = n_host++;
+            continue;
+        }
+        auto it = std::find_if(others.begin(), others.end(), [&](auto& o) { return o.first == d; });
+        if (it == others.end()) it = others.insert(others.end(), {d, {}});
+        it->second.push_back(il);
+    }
+    for (auto& [d, layers] : others) {
+        if (!factory) throw Error("kv cache: no storage for layers on " + d.name());
+        device_storage_.push_back(factory(d, layout, pool_.n_blocks(), layers));
+        for (int il : layers) storage_of_[(size_t)il] = (int)device_storage_.size() - 1;
+    }
+    const size_t slots = (size_t)n_host * pool_.n_blocks() * layout.block_size;
     const size_t kb = slots * k_row_bytes_, vb = slots * v_row_bytes_;
     bytes_ = kb + vb;
     k_bytes_ = kb;
@@ -58,6 +80,17 @@ KVCache::KVCache(const KVLayout& layout, int64_t max_tokens, Device device)
 KVCache::~KVCache() {
     unmap_huge_pages(k_, k_bytes_);
     unmap_huge_pages(v_, v_bytes_);
+}
+
+size_t KVCache::bytes() const {
+    size_t b = bytes_;
+    for (auto& d : device_storage_) b += d->bytes();
+    return b;
+}
+
+DeviceStorage* KVCache::device_storage(int il) const {
+    const int s = storage_of_[(size_t)il];
+    return s < 0 ? nullptr : device_storage_[(size_t)s].get();
 }
 
 size_t KVCache::bytes_per_token() const { return (size_t)layout_.n_layer * (k_row_bytes_ + v_row_bytes_); }

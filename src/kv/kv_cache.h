@@ -4,9 +4,12 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace yiti::kv {
@@ -41,9 +44,24 @@ struct SeqKV {
     int32_t n_tokens = 0;  // positions [0, n_tokens) hold valid K/V
 };
 
+// The storage of some layers' blocks in a GPU's memory (the backend of that device defines it).
+// The bookkeeping (BlockPool, the sequences' block tables) stays in KVCache, on the host.
+class DeviceStorage {
+public:
+    virtual ~DeviceStorage() = default;
+    virtual Device device() const = 0;
+    virtual size_t bytes() const = 0;
+};
+// Makes the storage of `layers` (model layer indices) on `device` for n_blocks blocks of `layout`.
+using StorageFactory = std::function<std::unique_ptr<DeviceStorage>(const Device& device, const KVLayout& layout,
+                                                                     int n_blocks, const std::vector<int>& layers)>;
+
 class KVCache {
 public:
-    KVCache(const KVLayout& layout, int64_t max_tokens, Device device = {});
+    // layer_device[il]: where layer il's attention runs and its K/V live (empty: every layer on the
+    // CPU). Layers on another device get their storage from `factory`.
+    KVCache(const KVLayout& layout, int64_t max_tokens, const std::vector<Device>& layer_device = {},
+            const StorageFactory& factory = {});
     KVCache(const KVCache&) = delete;
     KVCache& operator=(const KVCache&) = delete;
     ~KVCache();
@@ -52,7 +70,10 @@ public:
     int block_size() const { return layout_.block_size; }
     int64_t capacity_tokens() const { return (int64_t)pool_.n_blocks() * layout_.block_size; }
     int64_t free_tokens() const { return (int64_t)pool_.n_free() * layout_.block_size; }
-    size_t bytes() const { return bytes_; }
+    size_t bytes() const;  // host and device storage
+    const Device& layer_device(int il) const { return layer_device_[(size_t)il]; }
+    // The device storage holding layer il (null for a layer on the CPU).
+    DeviceStorage* device_storage(int il) const;
     size_t bytes_per_token() const;
     BlockPool& pool() { return pool_; }
 
@@ -63,7 +84,7 @@ public:
     void truncate(SeqKV& seq, int64_t n_tokens);
     void release(SeqKV& seq);
 
-    // Row of K (or V) for layer il at a token position of a sequence.
+    // Row of K (or V) for layer il (a layer on the CPU) at a token position of a sequence.
     uint8_t* k_row(int il, const SeqKV& seq, int64_t pos) { return slot(k_, il, seq, pos, k_row_bytes_); }
     uint8_t* v_row(int il, const SeqKV& seq, int64_t pos) { return slot(v_, il, seq, pos, v_row_bytes_); }
     // Start of a whole block (block_size consecutive rows) of layer il.
@@ -74,7 +95,9 @@ public:
 
 private:
     size_t block_offset(int il, int block, size_t row_bytes) const {
-        return ((size_t)il * pool_.n_blocks() + (size_t)block) * row_bytes * layout_.block_size;
+        const int h = host_index_[(size_t)il];
+        YITI_ASSERT(h >= 0);
+        return ((size_t)h * pool_.n_blocks() + (size_t)block) * row_bytes * layout_.block_size;
     }
     uint8_t* slot(uint8_t* base, int il, const SeqKV& seq, int64_t pos, size_t row_bytes);
 
@@ -84,7 +107,10 @@ private:
     uint8_t* k_ = nullptr;
     uint8_t* v_ = nullptr;
     size_t bytes_ = 0, k_bytes_ = 0, v_bytes_ = 0;
-    Device device_;
+    std::vector<Device> layer_device_;
+    std::vector<int> host_index_;  // per layer: its index in the host storage, -1 on another device
+    std::vector<std::unique_ptr<DeviceStorage>> device_storage_;
+    std::vector<int> storage_of_;  // per layer: index into device_storage_, -1 on the CPU
 };
 
 }  // namespace yiti::kv

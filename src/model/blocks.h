@@ -1,4 +1,6 @@
-// Building blocks shared by architectures: attention over the paged cache, dense and MoE FFNs.
+// Building blocks shared by architectures, written once for every device: each runs on the
+// backend of the device its weights live on (runtime/backend.h), moving activations there first
+// when they live elsewhere (Runtime::to). 1-D F32 weights (norms, biases) go with the activation.
 #pragma once
 #include <vector>
 
@@ -6,19 +8,36 @@
 
 namespace yiti::model {
 
-// Per-pass scratch and the mapping from batch rows to sequences / positions.
+using runtime::Act;
+
+// The mapping from batch rows to sequences / positions.
 struct PassInfo {
     int64_t n_tok = 0;
     std::vector<int32_t> pos;          // [n_tok] position of each token in its sequence
     std::vector<cpu::AttnSeq> attn;    // one per sequence
     std::vector<int64_t> out_rows;     // batch rows whose logits are returned, in order
+    runtime::KVRows kv_rows() const { return {&attn, pos.data(), n_tok}; }
 };
 PassInfo make_pass_info(const Batch& batch);
 
-// Writes rows [n_tok][dim] of K (and V) for layer il into the cache at each token's position.
-void store_kv(kv::KVCache& cache, int il, const Batch& batch, const PassInfo& pi, const float* k, const float* v);
+// A forward pass on the runtime: begun on construction, ended (every device waited for) by
+// finish() or, after an exception, by the destructor.
+class Pass {
+public:
+    explicit Pass(runtime::Runtime& rt) : rt_(rt) { rt_.begin_pass(); }
+    ~Pass();
+    void finish() {
+        done_ = true;
+        rt_.end_pass();
+    }
+    Pass(const Pass&) = delete;
+    Pass& operator=(const Pass&) = delete;
 
-// SwiGLU FFN: out = down(silu(gate(x)) * up(x)); x: [n][n_embd].
+private:
+    runtime::Runtime& rt_;
+    bool done_ = false;
+};
+
 // Up to four weights the next products read (decode streams them: a thread with nothing to do
 // prefetches its share, see Backend::prefetch_next). Empty: no hint.
 struct NextWeights {
@@ -27,51 +46,41 @@ struct NextWeights {
 };
 void prefetch_next(runtime::Runtime& rt, const NextWeights& next, int64_t n_tokens);
 
-// Row-wise RMS norm of n rows of E (rows ld_x / ld_out floats apart; in place allowed) and the
-// residual add x += y over n floats: on the pool for prompt batches, inline for a few rows.
-void rms_norm_rows(runtime::Runtime& rt, const float* x, size_t ld_x, const float* w, int64_t n, int64_t E, float eps,
-                   float* out, size_t ld_out);
-void add_inplace(runtime::Runtime& rt, float* x, const float* y, int64_t n);
+// Row-wise RMS norm of n rows of E floats (rows ld_x floats apart) into a new [n][E] on x's device.
+Act rms_norm(runtime::Runtime& rt, const Act& x, int64_t ld_x, const Tensor& w, int64_t n, int64_t E, float eps);
+// The same in place (rows ld floats apart).
+void rms_norm_inplace(runtime::Runtime& rt, const Act& x, int64_t ld, const Tensor& w, int64_t n, int64_t E, float eps);
+// x += y over n floats, on x's device.
+void add_residual(runtime::Runtime& rt, const Act& x, const Act& y, int64_t n);
 
-// SwiGLU FFN; `next`: what the products after it read (hinted before its down projection).
-void ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
-                int64_t n, float* out, const NextWeights& next = {});
+// y = W x for n rows, on W's device.
+Act product(runtime::Runtime& rt, const Tensor& w, const Act& x, int64_t n);
+// Products that share their input x (one job list per device): ys[i] = ws[i] x.
+void products(runtime::Runtime& rt, const Tensor* const* ws, size_t n_w, const Act& x, int64_t n, Act* ys);
 
-// Routed experts: each token's chosen experts and weights are given; tokens are grouped by expert
-// so each expert's weights are read once per pass. out is overwritten.
-struct ExpertChoice {
-    std::vector<int32_t> ids;      // [n_tok][k]
-    std::vector<float> weights;    // [n_tok][k]
-    int k = 0;
+// SwiGLU FFN: out = down(silu(gate(x)) * up(x)); x: [n][n_embd]; `next`: what the products after
+// it read (hinted before its down projection). The result is on down's device.
+Act ffn_swiglu(runtime::Runtime& rt, const Tensor& gate, const Tensor& up, const Tensor& down, const Act& x, int64_t n,
+               const NextWeights& next = {});
+
+// Routed experts (the router's product, the choice and the expert FFNs on the experts' device),
+// plus a shared expert (DeepSeek; fused into the routed experts' job lists where it is on their
+// device, else computed on its own device). The result is on the experts' device, or the shared
+// expert's when that differs.
+struct MoeWeights {
+    const Tensor* gate_inp = nullptr;  // [n_embd, n_expert]
+    const Tensor* gate_exps = nullptr;
+    const Tensor* up_exps = nullptr;
+    const Tensor* down_exps = nullptr;
+    const Tensor* shared_gate = nullptr;  // null: none
+    const Tensor* shared_up = nullptr;
+    const Tensor* shared_down = nullptr;
 };
-// With a shared expert (DeepSeek), out = shared FFN + routed experts, all gate/up products in one
-// job list and all down products in another.
-struct SharedExpert {
-    const Tensor* gate;
-    const Tensor* up;
-    const Tensor* down;
-};
-void moe_ffn(runtime::Runtime& rt, const Tensor& gate_exps, const Tensor& up_exps, const Tensor& down_exps,
-             const ExpertChoice& choice, const float* x, int64_t n_tok, int64_t n_embd, float* out,
-             const SharedExpert* shared = nullptr, const NextWeights& next = {});
+Act moe_ffn(runtime::Runtime& rt, const MoeWeights& w, const runtime::RouterParams& rp, const Act& x, int64_t n_tok,
+            const NextWeights& next = {});
 
-// Expert selection from router logits [n_tok][n_expert]: scores by softmax or sigmoid; an optional
-// per-expert bias added for choosing only (DeepSeek-V3's exp_probs_b); optional group-limited choice
-// (keep the n_groups_used groups whose two best biased scores sum highest); top-k; the chosen scores
-// optionally renormalized to sum 1, then multiplied by scale.
-struct RouterParams {
-    ExpertGating gating = ExpertGating::Softmax;
-    int k = 0;
-    const float* selection_bias = nullptr;  // [n_expert] or null
-    bool renorm = false;
-    float scale = 1.0f;
-    int n_groups = 0;
-    int n_groups_used = 0;
-};
-ExpertChoice route_experts(const float* logits, int64_t n_tok, int n_expert, const RouterParams& rp);
-
-// Final norm and output projection for the rows that want logits.
-void output_logits(runtime::Runtime& rt, const Tensor& norm, const Tensor& output, float eps, const float* x,
+// Final norm and output projection for the rows that want logits (written to host memory).
+void output_logits(runtime::Runtime& rt, const Tensor& norm, const Tensor& output, float eps, const Act& x,
                    int64_t n_embd, const PassInfo& pi, float* logits);
 
 }  // namespace yiti::model

@@ -25,6 +25,7 @@ struct DsLayer {
     Tensor wo;         // [n_head * head_dim_v, n_embd]
     // Absorbed form: per head, the key half of wkv_b transposed, F32: [n_head][kv_lora_rank][n_nope].
     std::vector<float> wk_b_t;
+    Tensor wk_b_f32;  // wk_b_t as a tensor [n_nope, n_head * kv_lora_rank] on wkv_b's device
     // The same in Q8_0, packed for the CPU kernels ([n_nope, kv_lora_rank, n_head]), for the fast mode
     // (a quarter of the bytes the F32 copy streams per token); invalid where Q8_0 has no packed kernels.
     std::vector<uint8_t> wk_b_q_raw;
@@ -45,7 +46,7 @@ struct DsLayer {
 
 class DeepSeek2Model final : public Model {
 public:
-    explicit DeepSeek2Model(std::shared_ptr<gguf::File> f) : Model(std::move(f)) {
+    DeepSeek2Model(std::shared_ptr<gguf::File> f, const LoadOptions& opt) : Model(std::move(f), opt) {
         read_common_hparams();
         const std::string& path = file_->path();
         hp_.rope.style = cpu::RopeStyle::Normal;
@@ -86,10 +87,7 @@ public:
         tok_embd_ = tensor("token_embd.weight", {E, hp_.n_vocab});
         output_norm_ = tensor_f32("output_norm.weight", E);
         output_ = tensor("output.weight", {E, hp_.n_vocab}, false);
-        if (!output_.valid()) {
-            output_ = tok_embd_;
-            pack(output_);
-        }
+        if (!output_.valid()) output_ = tied_output(tok_embd_);
         layers_.resize((size_t)hp_.n_layer);
         for (int il = 0; il < hp_.n_layer; ++il) {
             DsLayer& L = layers_[(size_t)il];
@@ -107,7 +105,12 @@ public:
             L.wkv_b = tensor(p + "attn_kv_b.weight", {R, H * (n_nope_ + Dv)});
             L.wo = tensor(p + "attn_output.weight", {H * Dv, E});
             L.wk_b_t = transpose_k_b(L.wkv_b);
-            if (cpu::packed_kernels(DType::Q8_0) && n_nope_ % 32 == 0) {
+            {
+                const int64_t ne[2] = {n_nope_, H * R};
+                L.wk_b_f32 = make_tensor_view(p + "attn_k_b.f32", DType::F32, ne, 2, L.wk_b_t.data());
+                place(L.wk_b_f32, L.wkv_b.device);
+            }
+            if (L.wkv_b.device.kind == DeviceKind::CPU && cpu::packed_kernels(DType::Q8_0) && n_nope_ % 32 == 0) {
                 const size_t rb = row_size(DType::Q8_0, n_nope_);
                 L.wk_b_q_raw.resize(rb * (size_t)(H * R));
                 for (int64_t r = 0; r < H * R; ++r)
@@ -115,7 +118,7 @@ public:
                                             n_nope_);
                 const int64_t ne[3] = {n_nope_, R, H};
                 L.wk_b_q = make_tensor_view(p + "attn_k_b.q8_0", DType::Q8_0, ne, 3, L.wk_b_q_raw.data());
-                pack(L.wk_b_q);
+                place(L.wk_b_q, Device{});
             }
             L.ffn_norm = tensor_f32(p + "ffn_norm.weight", E);
             if (il < hp_.n_layer_dense_lead || hp_.n_expert == 0) {
@@ -158,59 +161,79 @@ public:
         return l;
     }
 
+    std::vector<Device> layer_devices() const override {
+        std::vector<Device> d;
+        for (const DsLayer& L : layers_) d.push_back(L.wkv_b.device);
+        return d;
+    }
+
     void forward(runtime::Runtime& rt, kv::KVCache& cache, const Batch& batch, float* logits) override {
         const PassInfo pi = make_pass_info(batch);
         const int64_t T = pi.n_tok, E = hp_.n_embd, H = hp_.n_head, Dk = hp_.head_dim_k, Dv = hp_.head_dim_v;
         const int64_t R = hp_.kv_lora_rank, L_dim = R + n_rot_;
-        std::vector<float> x((size_t)(T * E)), cur((size_t)(T * E)), q((size_t)(T * H * Dk)),
-            lat((size_t)(T * L_dim)), attn((size_t)(T * H * Dv)), tmp((size_t)(T * E));
-        cpu::get_rows(tok_embd_, batch.tokens.data(), T, x.data());
+        Pass pass(rt);
+        runtime::Backend& eb = rt.backend(tok_embd_.device);
+        Act x = eb.alloc(T * E);
+        eb.get_rows(tok_embd_, batch.tokens.data(), T, x);
 
-        // Which sequences use which form of attention in this pass.
-        std::vector<size_t> absorbed, expanded;
+        // Which sequences use which form of attention in this pass (a GPU: always absorbed).
+        std::vector<size_t> absorbed, expanded, all;
         for (size_t s = 0; s < batch.seqs.size(); ++s) {
             const bool use_abs = form_ == AttnForm::Absorbed || (form_ == AttnForm::Auto && batch.seqs[s].n == 1);
             (use_abs ? absorbed : expanded).push_back(s);
+            all.push_back(s);
         }
 
         for (int il = 0; il < hp_.n_layer; ++il) {
             const DsLayer& L = layers_[(size_t)il];
-            runtime::Backend& be = rt.backend(L.wkv_a.device);
-            rms_norm_rows(rt, x.data(), (size_t)E, (const float*)L.attn_norm.data, T, E, hp_.rms_eps, cur.data(), (size_t)E);
-            // Queries: [T][H][n_nope + n_rot]
-            // The query's first product and the compressed KV share their input: one job list.
-            // Compressed KV: [T][kv_lora_rank | n_rot]; the latent is normalized, the rope part rotated.
+            // The layer's attention runs where its latent cache lives; the residual stream goes there.
+            const Device d = L.wkv_b.device;
+            runtime::Backend& be = rt.backend(d);
+            x = rt.to(d, x);
+            const Act cur = rms_norm(rt, x, E, L.attn_norm, T, E, hp_.rms_eps);
+            // Queries [T][H][n_nope + n_rot] and the compressed KV [T][kv_lora_rank | n_rot] (the
+            // query's first product and the KV share their input: one job list); the latent is
+            // normalized, the rope parts rotated.
+            Act q, lat;
             if (L.wq_a.valid()) {
-                std::vector<float> qa((size_t)(T * hp_.q_lora_rank));
-                const cpu::MatmulJob jobs[2] = {{&L.wq_a, cur.data(), T, qa.data()}, {&L.wkv_a, cur.data(), T, lat.data()}};
+                Act ys[2];
+                const Tensor* ws[2] = {&L.wq_a, &L.wkv_a};
                 prefetch_next(rt, NextWeights{{&L.wq_b}}, T);
-                be.matmul_jobs(jobs, 2);
-                rms_norm_rows(rt, qa.data(), (size_t)hp_.q_lora_rank, (const float*)L.q_a_norm.data, T, hp_.q_lora_rank,
-                              hp_.rms_eps, qa.data(), (size_t)hp_.q_lora_rank);
+                products(rt, ws, 2, cur, T, ys);
+                rms_norm_inplace(rt, ys[0], hp_.q_lora_rank, L.q_a_norm, T, hp_.q_lora_rank, hp_.rms_eps);
                 prefetch_next(rt, NextWeights{{&L.wo}}, T);
-                be.matmul(L.wq_b, qa.data(), T, q.data());
+                q = product(rt, L.wq_b, ys[0], T);
+                lat = ys[1];
             } else {
-                const cpu::MatmulJob jobs[2] = {{&L.wq, cur.data(), T, q.data()}, {&L.wkv_a, cur.data(), T, lat.data()}};
+                Act ys[2];
+                const Tensor* ws[2] = {&L.wq, &L.wkv_a};
                 prefetch_next(rt, NextWeights{{&L.wo}}, T);
-                be.matmul_jobs(jobs, 2);
+                products(rt, ws, 2, cur, T, ys);
+                q = ys[0];
+                lat = ys[1];
             }
-            rms_norm_rows(rt, lat.data(), (size_t)L_dim, (const float*)L.kv_a_norm.data, T, R, hp_.rms_eps, lat.data(),
-                          (size_t)L_dim);
-            cpu::rope(hp_.rope, q.data() + n_nope_, T, (int)H, Dk, pi.pos.data());
-            cpu::rope(hp_.rope, lat.data() + R, T, 1, L_dim, pi.pos.data());
-            store_kv(cache, il, batch, pi, lat.data(), nullptr);
+            q = rt.to(d, q);
+            lat = rt.to(d, lat);
+            rms_norm_inplace(rt, lat, L_dim, L.kv_a_norm, T, R, hp_.rms_eps);
+            be.rope(hp_.rope, q.at(n_nope_), T, (int)H, Dk, pi.pos.data());
+            be.rope(hp_.rope, lat.at(R), T, 1, L_dim, pi.pos.data());
+            be.store_kv(cache, il, pi.kv_rows(), lat, Act{});
 
-            if (!absorbed.empty()) attend_absorbed(rt, cache, il, L, pi, absorbed, q.data(), attn.data());
-            for (size_t s : expanded) attend_expanded(rt, cache, il, L, pi.attn[s], q.data(), attn.data());
+            const Act attn = be.alloc(T * H * Dv);
+            if (d.kind != DeviceKind::CPU) {
+                attend_absorbed(rt, be, cache, il, L, pi, all, q, attn);
+            } else {
+                if (!absorbed.empty()) attend_absorbed(rt, be, cache, il, L, pi, absorbed, q, attn);
+                for (size_t s : expanded) attend_expanded(rt, cache, il, L, pi.attn[s], q.host, attn.host);
+            }
 
             if (L.ffn_gate_inp.valid())
                 prefetch_next(rt, NextWeights{{&L.ffn_gate_inp, &L.ffn_gate_shexp, &L.ffn_up_shexp}}, T);
             else
                 prefetch_next(rt, NextWeights{{&L.ffn_gate, &L.ffn_up}, true}, T);
-            be.matmul(L.wo, attn.data(), T, tmp.data());
-            add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
+            add_residual(rt, x, product(rt, L.wo, attn, T), T * E);
 
-            rms_norm_rows(rt, x.data(), (size_t)E, (const float*)L.ffn_norm.data, T, E, hp_.rms_eps, cur.data(), (size_t)E);
+            const Act cur2 = rms_norm(rt, x, E, L.ffn_norm, T, E, hp_.rms_eps);
             NextWeights next;  // the next layer's first products, or the output matrix
             if (il + 1 < hp_.n_layer) {
                 const DsLayer& N = layers_[(size_t)il + 1];
@@ -218,27 +241,30 @@ public:
             } else {
                 next = NextWeights{{&output_}};
             }
+            Act out;
             if (L.ffn_gate_inp.valid()) {
-                std::vector<float> router((size_t)(T * hp_.n_expert));
-                rt.backend(L.ffn_gate_inp.device).matmul(L.ffn_gate_inp, cur.data(), T, router.data());
-                RouterParams rp;
-                rp.gating = hp_.expert_gating;
+                runtime::RouterParams rp;
+                rp.sigmoid = hp_.expert_gating == ExpertGating::Sigmoid;
                 rp.k = hp_.n_expert_used;
-                rp.selection_bias = L.exp_probs_b.valid() ? (const float*)L.exp_probs_b.data : nullptr;
+                rp.selection_bias = L.exp_probs_b.valid() ? &L.exp_probs_b : nullptr;
                 rp.renorm = hp_.expert_weights_norm;
                 rp.scale = hp_.expert_weights_scale;
                 rp.n_groups = hp_.n_expert_groups;
                 rp.n_groups_used = hp_.n_expert_groups_used;
-                ExpertChoice ch = route_experts(router.data(), T, hp_.n_expert, rp);
-                const SharedExpert sh{&L.ffn_gate_shexp, &L.ffn_up_shexp, &L.ffn_down_shexp};
-                moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data(),
-                        L.ffn_gate_shexp.valid() ? &sh : nullptr, next);
+                MoeWeights mw{&L.ffn_gate_inp, &L.ffn_gate_exps, &L.ffn_up_exps, &L.ffn_down_exps};
+                if (L.ffn_gate_shexp.valid()) {
+                    mw.shared_gate = &L.ffn_gate_shexp;
+                    mw.shared_up = &L.ffn_up_shexp;
+                    mw.shared_down = &L.ffn_down_shexp;
+                }
+                out = moe_ffn(rt, mw, rp, cur2, T, next);
             } else {
-                ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data(), next);
+                out = ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur2, T, next);
             }
-            add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
+            add_residual(rt, x, out, T * E);
         }
-        output_logits(rt, output_norm_, output_, hp_.rms_eps, x.data(), E, pi, logits);
+        output_logits(rt, output_norm_, output_, hp_.rms_eps, x, E, pi, logits);
+        pass.finish();
     }
 
 private:
@@ -256,76 +282,47 @@ private:
     }
 
     // Attention on the latent cache: q_nope is folded through the key half of wkv_b, the
-    // attention output (in latent space) through the value half.
-    void attend_absorbed(runtime::Runtime& rt, kv::KVCache& cache, int il, const DsLayer& L, const PassInfo& pi,
-                         const std::vector<size_t>& seqs, const float* q, float* attn) {
+    // attention output (in latent space) through the value half. The chosen sequences' rows are
+    // packed in order (row r of the packed buffers).
+    void attend_absorbed(runtime::Runtime& rt, runtime::Backend& be, kv::KVCache& cache, int il, const DsLayer& L,
+                         const PassInfo& pi, const std::vector<size_t>& seqs, const Act& q, const Act& attn) {
         const int64_t H = hp_.n_head, Dk = hp_.head_dim_k, Dv = hp_.head_dim_v, R = hp_.kv_lora_rank;
-        const int64_t Lq = R + n_rot_;
+        const int64_t Lq = R + n_rot_, N = n_nope_;
         std::vector<cpu::AttnSeq> as;
         int64_t n = 0;
         for (size_t s : seqs) {
             cpu::AttnSeq a = pi.attn[s];
-            a.first = n;  // rows of the packed buffers below
+            a.first = n;
             n += a.n;
             as.push_back(a);
         }
-        std::vector<float> qa((size_t)(n * H * Lq)), ol((size_t)(n * H * R));
-        std::vector<int64_t> src;  // batch row of each packed row
-        for (size_t s : seqs)
-            for (int64_t t = 0; t < pi.attn[s].n; ++t) src.push_back(pi.attn[s].first + t);
-        if (L.wk_b_q.valid() && !rt.exact()) {
-            // Fast mode: every head's absorption as one job list over the packed Q8_0 copy.
-            std::vector<float> qn((size_t)(H * n * n_nope_)), qo((size_t)(H * n * R));
-            for (int64_t r = 0; r < n; ++r)
-                for (int64_t h = 0; h < H; ++h) {
-                    const float* qh = q + (src[(size_t)r] * H + h) * Dk;
-                    std::copy(qh, qh + n_nope_, qn.begin() + (h * n + r) * n_nope_);
-                    std::copy(qh + n_nope_, qh + Dk, qa.begin() + (r * H + h) * Lq + R);
-                }
-            std::vector<Tensor> wk((size_t)H);
-            std::vector<cpu::MatmulJob> jobs((size_t)H);
-            for (int64_t h = 0; h < H; ++h) {
-                wk[(size_t)h] = L.wk_b_q.slice2(h);
-                jobs[(size_t)h] = {&wk[(size_t)h], qn.data() + h * n * n_nope_, n, qo.data() + h * n * R};
-            }
-            rt.backend(L.wkv_b.device).matmul_jobs(jobs.data(), jobs.size());
-            for (int64_t h = 0; h < H; ++h)
-                for (int64_t r = 0; r < n; ++r)
-                    std::copy(qo.begin() + (h * n + r) * R, qo.begin() + (h * n + r + 1) * R, qa.begin() + (r * H + h) * Lq);
-        } else {
-            rt.pool().parallel_for(n * H, 1, [&](int64_t b, int64_t e) {
-                for (int64_t it = b; it < e; ++it) {
-                    const int64_t r = it / H, h = it % H;
-                    const float* qh = q + (src[(size_t)r] * H + h) * Dk;
-                    float* dst = qa.data() + (r * H + h) * Lq;
-                    const float* wt = L.wk_b_t.data() + h * R * n_nope_;
-                    for (int64_t j = 0; j < R; ++j) dst[j] = cpu::dot_f32(wt + j * n_nope_, qh, n_nope_);
-                    for (int64_t d = 0; d < n_rot_; ++d) dst[R + d] = qh[n_nope_ + d];
-                }
-            });
+        const Act qn = be.alloc(H * n * N), qo = be.alloc(H * n * R), qa = be.alloc(n * H * Lq);
+        for (size_t i = 0; i < seqs.size(); ++i) {
+            const cpu::AttnSeq& src = pi.attn[seqs[i]];
+            // qn[h][r] = q_nope of row r, head h; qa[r][h][R:] = its rope part
+            be.copy_strided(q.at(src.first * H * Dk), qn.at(as[i].first * N), H, src.n, N, Dk, H * Dk, n * N, N);
+            be.copy_strided(q.at(src.first * H * Dk + N), qa.at(as[i].first * H * Lq + R), src.n, H, n_rot_, H * Dk,
+                            Dk, H * Lq, Lq);
         }
+        // Fast mode on the CPU: the packed Q8_0 copy (a quarter of the F32 copy's bytes per token).
+        const bool q8 = L.wk_b_q.valid() && !rt.exact() && be.device().kind == DeviceKind::CPU;
+        be.mul_mat_batched(q8 ? L.wk_b_q : L.wk_b_f32, 0, R, R, H, qn, n, qo);
+        be.copy_strided(qo, qa, H, n, R, n * R, R, Lq, H * Lq);  // qa[r][h][:R] = qo[h][r]
         cpu::AttnParams ap;
         ap.n_head = (int)H;
         ap.n_head_kv = 1;
         ap.head_dim_k = Lq;
         ap.head_dim_v = R;
         ap.scale = hp_.attn_scale;
-        rt.backend(L.wkv_b.device).attention(ap, cache, il, as, qa.data(), ol.data());
-        // Per head: values = (value half of wkv_b) · latent output.
-        // All heads' products in one job list.
-        std::vector<float> in((size_t)(H * n * R)), out((size_t)(H * n * Dv));
-        std::vector<Tensor> wv((size_t)H);
-        std::vector<cpu::MatmulJob> jobs((size_t)H);
-        for (int64_t h = 0; h < H; ++h) {
-            for (int64_t r = 0; r < n; ++r)
-                std::copy(ol.begin() + (r * H + h) * R, ol.begin() + (r * H + h + 1) * R, in.begin() + (h * n + r) * R);
-            wv[(size_t)h] = L.wkv_b.rows(h * (n_nope_ + Dv) + n_nope_, Dv);
-            jobs[(size_t)h] = {&wv[(size_t)h], in.data() + h * n * R, n, out.data() + h * n * Dv};
+        const Act ol = be.alloc(n * H * R), in = be.alloc(H * n * R), out = be.alloc(H * n * Dv);
+        be.attention(ap, cache, il, as, qa, ol);
+        // Per head: values = (value half of wkv_b) · latent output, all heads in one list.
+        be.copy_strided(ol, in, H, n, R, R, H * R, n * R, R);  // in[h][r] = ol[r][h]
+        be.mul_mat_batched(L.wkv_b, N, Dv, N + Dv, H, in, n, out);
+        for (size_t i = 0; i < seqs.size(); ++i) {
+            const cpu::AttnSeq& src = pi.attn[seqs[i]];
+            be.copy_strided(out.at(as[i].first * Dv), attn.at(src.first * H * Dv), H, src.n, Dv, n * Dv, Dv, Dv, H * Dv);
         }
-        rt.backend(L.wkv_b.device).matmul_jobs(jobs.data(), jobs.size());
-        for (int64_t h = 0; h < H; ++h)
-            for (int64_t r = 0; r < n; ++r)
-                std::copy(out.begin() + (h * n + r) * Dv, out.begin() + (h * n + r + 1) * Dv, attn + (src[(size_t)r] * H + h) * Dv);
     }
 
     // Attention with keys and values expanded from the cached latents of the whole sequence.
@@ -340,7 +337,7 @@ private:
             conv->to_float(cache.k_row(il, *s.kv, p), lat.data() + p * L_dim, L_dim);
             std::copy(lat.begin() + p * L_dim, lat.begin() + p * L_dim + R, c.begin() + p * R);
         }
-        rt.backend(L.wkv_b.device).matmul(L.wkv_b, c.data(), n_kv, kv.data());
+        rt.cpu().matmul(L.wkv_b, runtime::host_act(c.data(), n_kv * R), n_kv, runtime::host_act(kv.data(), n_kv * H * W));
         {
             // Per-head keys [n_kv][H][nope | rope] for the vectorized attention (the rope part is shared).
             std::vector<float> kfull((size_t)(n_kv * H * Dk));
@@ -401,8 +398,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Model> make_deepseek2(std::shared_ptr<gguf::File> f) {
-    return std::make_unique<DeepSeek2Model>(std::move(f));
+std::unique_ptr<Model> make_deepseek2(std::shared_ptr<gguf::File> f, const LoadOptions& opt) {
+    return std::make_unique<DeepSeek2Model>(std::move(f), opt);
 }
 
 }  // namespace yiti::model

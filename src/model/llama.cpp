@@ -29,7 +29,7 @@ struct LlamaLayer {
 
 class LlamaModel final : public Model {
 public:
-    explicit LlamaModel(std::shared_ptr<gguf::File> f) : Model(std::move(f)) {
+    LlamaModel(std::shared_ptr<gguf::File> f, const LoadOptions& opt) : Model(std::move(f), opt) {
         read_common_hparams();
         const bool qwen2 = hp_.arch == "qwen2";
         hp_.rope.style = qwen2 ? cpu::RopeStyle::Neox : cpu::RopeStyle::Normal;
@@ -42,10 +42,7 @@ public:
         tok_embd_ = tensor("token_embd.weight", {E, V});
         output_norm_ = tensor_f32("output_norm.weight", E);
         output_ = tensor("output.weight", {E, V}, false);
-        if (!output_.valid()) {  // tied embeddings
-            output_ = tok_embd_;
-            pack(output_);
-        }
+        if (!output_.valid()) output_ = tied_output(tok_embd_);
         layers_.resize((size_t)hp_.n_layer);
         for (int il = 0; il < hp_.n_layer; ++il) {
             LlamaLayer& L = layers_[(size_t)il];
@@ -78,14 +75,21 @@ public:
         }
     }
 
+    std::vector<Device> layer_devices() const override {
+        std::vector<Device> d;
+        for (const LlamaLayer& L : layers_) d.push_back(L.wk.device);
+        return d;
+    }
+
     void forward(runtime::Runtime& rt, kv::KVCache& cache, const Batch& batch, float* logits) override {
         const PassInfo pi = make_pass_info(batch);
         const int64_t T = pi.n_tok, E = hp_.n_embd;
         const int64_t q_dim = hp_.n_head * hp_.head_dim_k, k_dim = hp_.n_head_kv * hp_.head_dim_k,
                       v_dim = hp_.n_head_kv * hp_.head_dim_v, o_dim = hp_.n_head * hp_.head_dim_v;
-        std::vector<float> x((size_t)(T * E)), cur((size_t)(T * E)), q((size_t)(T * q_dim)), k((size_t)(T * k_dim)),
-            v((size_t)(T * v_dim)), attn((size_t)(T * o_dim)), tmp((size_t)(T * E));
-        cpu::get_rows(tok_embd_, batch.tokens.data(), T, x.data());
+        Pass pass(rt);
+        runtime::Backend& eb = rt.backend(tok_embd_.device);
+        Act x = eb.alloc(T * E);
+        eb.get_rows(tok_embd_, batch.tokens.data(), T, x);
 
         cpu::AttnParams ap;
         ap.n_head = hp_.n_head;
@@ -96,33 +100,35 @@ public:
 
         for (int il = 0; il < hp_.n_layer; ++il) {
             const LlamaLayer& L = layers_[(size_t)il];
-            runtime::Backend& be = rt.backend(L.wq.device);
-            rms_norm_rows(rt, x.data(), (size_t)E, (const float*)L.attn_norm.data, T, E, hp_.rms_eps, cur.data(), (size_t)E);
-            const cpu::MatmulJob qkv[3] = {{&L.wq, cur.data(), T, q.data()}, {&L.wk, cur.data(), T, k.data()},
-                                           {&L.wv, cur.data(), T, v.data()}};
+            // The layer's attention runs where its keys are cached; the residual stream goes there.
+            const Device d = L.wk.device;
+            runtime::Backend& be = rt.backend(d);
+            x = rt.to(d, x);
+            const Act cur = rms_norm(rt, x, E, L.attn_norm, T, E, hp_.rms_eps);
+            Act qkv[3];
+            const Tensor* w_qkv[3] = {&L.wq, &L.wk, &L.wv};
             prefetch_next(rt, NextWeights{{&L.wo}}, T);
-            be.matmul_jobs(qkv, 3);
-            if (L.bq.valid()) cpu::add_bias(q.data(), (const float*)L.bq.data, T, q_dim);
-            if (L.bk.valid()) cpu::add_bias(k.data(), (const float*)L.bk.data, T, k_dim);
-            if (L.bv.valid()) cpu::add_bias(v.data(), (const float*)L.bv.data, T, v_dim);
-            cpu::rope(hp_.rope, q.data(), T, hp_.n_head, hp_.head_dim_k, pi.pos.data());
-            cpu::rope(hp_.rope, k.data(), T, hp_.n_head_kv, hp_.head_dim_k, pi.pos.data());
-            store_kv(cache, il, batch, pi, k.data(), v.data());
-            be.attention(ap, cache, il, pi.attn, q.data(), attn.data());
+            products(rt, w_qkv, 3, cur, T, qkv);
+            const Act q = rt.to(d, qkv[0]), k = rt.to(d, qkv[1]), v = rt.to(d, qkv[2]);
+            if (L.bq.valid()) be.add_bias(q, L.bq, T, q_dim);
+            if (L.bk.valid()) be.add_bias(k, L.bk, T, k_dim);
+            if (L.bv.valid()) be.add_bias(v, L.bv, T, v_dim);
+            be.rope(hp_.rope, q, T, hp_.n_head, hp_.head_dim_k, pi.pos.data());
+            be.rope(hp_.rope, k, T, hp_.n_head_kv, hp_.head_dim_k, pi.pos.data());
+            be.store_kv(cache, il, pi.kv_rows(), k, v);
+            const Act attn = be.alloc(T * o_dim);
+            be.attention(ap, cache, il, pi.attn, q, attn);
             if (!L.ffn_gate_inp.valid()) prefetch_next(rt, NextWeights{{&L.ffn_gate, &L.ffn_up}, true}, T);
-            be.matmul(L.wo, attn.data(), T, tmp.data());
-            add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
+            add_residual(rt, x, product(rt, L.wo, attn, T), T * E);
 
-            rms_norm_rows(rt, x.data(), (size_t)E, (const float*)L.ffn_norm.data, T, E, hp_.rms_eps, cur.data(), (size_t)E);
+            const Act cur2 = rms_norm(rt, x, E, L.ffn_norm, T, E, hp_.rms_eps);
+            Act out;
             if (L.ffn_gate_inp.valid()) {
-                std::vector<float> router((size_t)(T * hp_.n_expert));
-                rt.backend(L.ffn_gate_inp.device).matmul(L.ffn_gate_inp, cur.data(), T, router.data());
-                RouterParams rp;
-                rp.gating = ExpertGating::Softmax;
+                runtime::RouterParams rp;
                 rp.k = hp_.n_expert_used;
                 rp.renorm = hp_.expert_weights_norm;
-                ExpertChoice ch = route_experts(router.data(), T, hp_.n_expert, rp);
-                moe_ffn(rt, L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps, ch, cur.data(), T, E, tmp.data());
+                const MoeWeights mw{&L.ffn_gate_inp, &L.ffn_gate_exps, &L.ffn_up_exps, &L.ffn_down_exps};
+                out = moe_ffn(rt, mw, rp, cur2, T);
             } else {
                 NextWeights next;  // the next layer's Q/K/V, or the output matrix
                 if (il + 1 < hp_.n_layer) {
@@ -131,11 +137,12 @@ public:
                 } else {
                     next = NextWeights{{&output_}};
                 }
-                ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur.data(), T, tmp.data(), next);
+                out = ffn_swiglu(rt, L.ffn_gate, L.ffn_up, L.ffn_down, cur2, T, next);
             }
-            add_inplace(rt, x.data(), tmp.data(), (int64_t)x.size());
+            add_residual(rt, x, out, T * E);
         }
-        output_logits(rt, output_norm_, output_, hp_.rms_eps, x.data(), E, pi, logits);
+        output_logits(rt, output_norm_, output_, hp_.rms_eps, x, E, pi, logits);
+        pass.finish();
     }
 
 private:
@@ -147,6 +154,6 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Model> make_llama(std::shared_ptr<gguf::File> f) { return std::make_unique<LlamaModel>(std::move(f)); }
+std::unique_ptr<Model> make_llama(std::shared_ptr<gguf::File> f, const LoadOptions& opt) { return std::make_unique<LlamaModel>(std::move(f), opt); }
 
 }  // namespace yiti::model

@@ -15,7 +15,7 @@ namespace yiti::model {
 namespace {
 struct ArchEntry {
     const char* name;
-    std::unique_ptr<Model> (*make)(std::shared_ptr<gguf::File>);
+    std::unique_ptr<Model> (*make)(std::shared_ptr<gguf::File>, const LoadOptions&);
 };
 const ArchEntry k_archs[] = {
     {"llama", make_llama},
@@ -40,13 +40,13 @@ void Batch::advance() const {
     for (const BatchSeq& s : seqs) s.kv->n_tokens += (int32_t)s.n;
 }
 
-std::unique_ptr<Model> load_model_impl(const std::string& path) {
+std::unique_ptr<Model> load_model_impl(const std::string& path, const LoadOptions& opt) {
     std::shared_ptr<gguf::File> f = gguf::File::open(path);
     auto arch = f->get_str("general.architecture");
     if (!arch) throw Error(strprintf("model: %s: metadata 'general.architecture' is missing", path.c_str()));
     for (auto& a : k_archs)
         if (*arch == a.name) {
-            std::unique_ptr<Model> m = a.make(f);
+            std::unique_ptr<Model> m = a.make(f, opt);
             m->pack_pool_.reset();
             return m;
         }
@@ -56,7 +56,7 @@ std::unique_ptr<Model> load_model_impl(const std::string& path) {
                           arch->c_str(), list.c_str()));
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opt) {
     // A forward pass allocates activation buffers of up to tens of MB (prompt batches). By default
     // glibc maps each one afresh above 128 KB and unmaps it on free, so every pass pays page faults
     // and the kernel's zeroing of every page again; keep them in the heap for reuse instead.
@@ -66,7 +66,57 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
         return true;
     }();
     (void)malloc_tuned;
-    return load_model_impl(path);
+    return load_model_impl(path, opt);
+}
+
+Model::Model(std::shared_ptr<gguf::File> file, const LoadOptions& opt) : file_(std::move(file)) {
+    const runtime::PlacementOptions& po = opt.placement;
+    if (po.n_gpu_layers <= 0 && po.overrides.empty() && po.devices.empty()) {
+        // Everything on the CPU: the table without asking the GPUs.
+        runtime::DeviceInfo cpu;
+        cpu.id = "cpu";
+        cpu.type = "cpu";
+        plan_ = runtime::plan_placement(*file_, 0, po, {cpu});
+        return;
+    }
+    const std::string arch = file_->get_str("general.architecture").value_or("");
+    const int n_layer = (int)file_->get_int(arch + ".block_count").value_or(0);
+    plan_ = runtime::plan_placement(*file_, n_layer, po, runtime::list_devices());
+    for (auto& w : plan_.warnings) warnings_.push_back(w);
+    for (auto& t : plan_.tensors)
+        if (t.device != "cpu") device_of_[t.name] = runtime::find_device(t.device).device;
+}
+
+std::unique_ptr<kv::KVCache> Model::make_cache(const kv::KVLayout& layout, int64_t max_tokens) const {
+    return std::make_unique<kv::KVCache>(layout, max_tokens, layer_devices(), runtime::device_kv_storage());
+}
+
+bool Model::prepare_on(Tensor& t, const Device& device) {
+    if (device.kind == DeviceKind::CPU) return true;
+    Tensor g = t;
+    g.device = device;
+    g.prepared = nullptr;
+    if (!runtime::prepare_weights(g, device_prepared_)) {
+        warnings_.push_back(strprintf("%s: %s has no kernels for type %s; it stays on the CPU", t.name.c_str(),
+                                      device.name().c_str(), dtype_name(t.type)));
+        return false;
+    }
+    t = g;
+    return true;
+}
+
+void Model::place(Tensor& t, const Device& device) {
+    if (!prepare_on(t, device)) t.device = Device{};
+    if (t.device.kind == DeviceKind::CPU) pack(t);
+}
+
+Tensor Model::tied_output(const Tensor& tok_embd) {
+    Tensor t = tok_embd;
+    t.prepared = nullptr;
+    t.device = Device{};
+    auto it = device_of_.find("output_norm.weight");
+    place(t, it == device_of_.end() ? Device{} : it->second);
+    return t;
 }
 
 Model::Arena::~Arena() {
@@ -169,7 +219,7 @@ Model::Placement Model::placement(const std::string& name) const {
     return it == placement_.end() ? Placement{} : it->second;
 }
 
-Tensor Model::tensor(const std::string& name, std::vector<int64_t> shape, bool required) const {
+Tensor Model::tensor(const std::string& name, std::vector<int64_t> shape, bool required) {
     const gguf::TensorInfo* ti = file_->find_tensor(name);
     if (!ti) {
         if (required)
@@ -190,12 +240,14 @@ Tensor Model::tensor(const std::string& name, std::vector<int64_t> shape, bool r
         throw Error(strprintf("model: %s: tensor '%s' has type %s, which is not supported yet", file_->path().c_str(),
                               name.c_str(), info.name));
     Tensor t = make_tensor_view(name, ti->type, ti->ne, (int)shape.size(), ti->data);
-    if (name != "token_embd.weight") const_cast<Model*>(this)->pack(t);
-    if (!t.prepared) const_cast<Model*>(this)->keep_in_memory(t, name == "token_embd.weight");
+    auto dev = device_of_.find(name);
+    if (dev != device_of_.end() && prepare_on(t, dev->second)) return t;  // data: still the file's bytes
+    if (name != "token_embd.weight") pack(t);
+    if (!t.prepared) keep_in_memory(t, name == "token_embd.weight");
     return t;
 }
 
-Tensor Model::tensor_f32(const std::string& name, int64_t n, bool required) const {
+Tensor Model::tensor_f32(const std::string& name, int64_t n, bool required) {
     Tensor t = tensor(name, {n}, required);
     if (t.valid() && t.type != DType::F32)
         throw Error(strprintf("model: %s: tensor '%s' has type %s, expected f32", file_->path().c_str(), name.c_str(),

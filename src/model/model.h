@@ -15,6 +15,7 @@
 #include "gguf/gguf.h"
 #include "kv/kv_cache.h"
 #include "runtime/backend.h"
+#include "runtime/placement.h"
 
 namespace yiti::model {
 
@@ -81,12 +82,27 @@ struct ModelStats {
 // and values ("expanded"). Auto: absorbed for single-token steps, expanded for prompt chunks.
 enum class AttnForm { Auto, Absorbed, Expanded };
 
+struct LoadOptions {
+    // Where the tensors go (-ngl, -ot, --device); the default keeps everything on the CPU.
+    runtime::PlacementOptions placement;
+};
+
 class Model {
 public:
     virtual ~Model() = default;
 
-    // Opens, validates and binds a model; throws Error naming the problem.
-    static std::unique_ptr<Model> load(const std::string& path);
+    // Opens, validates, places and binds a model (weights placed on a GPU are uploaded there);
+    // throws Error naming the problem.
+    static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opt = {});
+
+    // The placement table the model was loaded with (everything on "cpu" without GPU flags).
+    const runtime::PlacementPlan& plan() const { return plan_; }
+    // Messages of the loading worth showing the user (a tensor a device cannot take stays on the CPU).
+    const std::vector<std::string>& load_warnings() const { return warnings_; }
+    // Where each layer's attention runs and its KV cache lives.
+    virtual std::vector<Device> layer_devices() const { return std::vector<Device>((size_t)hp_.n_layer); }
+    // A KV cache for this model: host storage for the layers on the CPU, device storage for the rest.
+    std::unique_ptr<kv::KVCache> make_cache(const kv::KVLayout& layout, int64_t max_tokens) const;
 
     const HParams& hparams() const { return hp_; }
     const gguf::File& file() const { return *file_; }
@@ -120,13 +136,21 @@ public:
     virtual void forward(runtime::Runtime& rt, kv::KVCache& cache, const Batch& batch, float* logits) = 0;
 
 protected:
-    explicit Model(std::shared_ptr<gguf::File> file) : file_(std::move(file)) {}
+    // Builds the placement table (opt.placement) before the subclass binds any tensor.
+    Model(std::shared_ptr<gguf::File> file, const LoadOptions& opt);
 
     // Tensor binding with shape checks; a missing required tensor or a wrong shape is an Error
     // naming the tensor, the expected and the actual shape.
-    Tensor tensor(const std::string& name, std::vector<int64_t> shape, bool required = true) const;
+    // The tensor goes to the device the placement table names (its backend prepares it there).
+    Tensor tensor(const std::string& name, std::vector<int64_t> shape, bool required = true);
     // A 1-D F32 tensor of n values (norm weights, biases).
-    Tensor tensor_f32(const std::string& name, int64_t n, bool required = true) const;
+    Tensor tensor_f32(const std::string& name, int64_t n, bool required = true);
+    // Tied output embeddings: a view of the token embeddings prepared for the output's device
+    // (the device of output_norm.weight).
+    Tensor tied_output(const Tensor& tok_embd);
+    // Puts a tensor the model derived at load (data in the model's own memory) on `device` and
+    // prepares it there (the CPU: repacked when its type has packed kernels).
+    void place(Tensor& t, const Device& device);
     std::string key(const std::string& suffix) const { return hp_.arch + "." + suffix; }
     // Repacks a matrix (2-D, or stacked 3-D experts) into the CPU kernels' interleaved layout when
     // its type has packed kernels on this CPU (cpu/packed.h); tensor() does this for every matrix
@@ -139,7 +163,7 @@ protected:
     HParams hp_;
 
 private:
-    friend std::unique_ptr<Model> load_model_impl(const std::string& path);
+    friend std::unique_ptr<Model> load_model_impl(const std::string& path, const LoadOptions& opt);
     // For a tensor the kernels read in place: small ones move to a huge-page arena, `copy` ones to
     // the weights' huge pages, the rest stay in the file's mapping (see model.cpp).
     void keep_in_memory(Tensor& t, bool copy);
@@ -164,14 +188,20 @@ private:
     };
     Arena small_{2u << 20};      // tensors of up to 64 KB the forward pass reads (norm weights, biases)
     Arena weights_{256u << 20};  // repacked weights and copied embeddings, back to back in the order of binding
-    std::deque<cpu::PackedWeights> prepared_;  // what the tensors' `prepared` point at (stable addresses)
+    std::deque<cpu::PackedWeights> prepared_;  // what the CPU tensors' `prepared` point at (stable addresses)
+    std::deque<std::unique_ptr<PreparedWeights>> device_prepared_;  // ... and the GPU tensors'
+    runtime::PlacementPlan plan_;
+    std::map<std::string, Device> device_of_;  // from plan_: tensors not on the CPU
+    std::vector<std::string> warnings_;
+    // Prepares t for `device`; false (t unchanged) when that device cannot take it.
+    bool prepare_on(Tensor& t, const Device& device);
     std::map<std::string, Placement> placement_;
     std::unique_ptr<ThreadPool> pack_pool_;          // during loading only
 };
 
 // Architectures (the table in model.cpp maps GGUF names to these).
 std::vector<std::string> supported_architectures();
-std::unique_ptr<Model> make_llama(std::shared_ptr<gguf::File> f);      // llama, qwen2 (model/llama.cpp)
-std::unique_ptr<Model> make_deepseek2(std::shared_ptr<gguf::File> f);  // deepseek2 (model/deepseek2.cpp)
+std::unique_ptr<Model> make_llama(std::shared_ptr<gguf::File> f, const LoadOptions& opt);      // llama, qwen2
+std::unique_ptr<Model> make_deepseek2(std::shared_ptr<gguf::File> f, const LoadOptions& opt);  // deepseek2
 
 }  // namespace yiti::model

@@ -1,66 +1,209 @@
-// Device backends: the heavy operators (matrix products, attention) run on the backend of the
-// device their weights (or cache) live on. The CPU backend always exists; GPU backends add
-// themselves to the registry without changes to the model code.
+// Device backends. Model code is written once for every device: each op (embedding rows, norms,
+// rope, bias, add, products, SwiGLU, MoE, KV store, attention) goes through the backend of the
+// device its operands live on, on activations (Act) taken from that backend's per-pass arena.
+// Copies between devices are explicit (Runtime::to) and happen only where placement changes device.
+//
+// The CPU backend always exists; a GPU backend (src/vulkan/backend.cpp) is made the first time a
+// pass asks for its device. Preparing weights for a device is the backend's job too (the CPU
+// repacks, a GPU uploads: prepare_weights below); Tensor holds no backend-specific fields.
 #pragma once
+#include <deque>
 #include <memory>
 #include <vector>
 
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "cpu/ops.h"
+#include "kv/kv_cache.h"
 
 namespace yiti::runtime {
+
+// Floats in one device's memory, valid until the end of the pass that took them from an arena.
+struct Act {
+    Device device;
+    float* host = nullptr;  // the CPU: the floats themselves
+    uint64_t buffer = 0;    // a GPU: the backend's buffer handle
+    uint64_t offset = 0;    // a GPU: bytes into the buffer
+    int64_t n = 0;          // floats
+    bool valid() const { return n > 0; }
+    // Floats [i, i + len) of this view (len < 0: to the end).
+    Act at(int64_t i, int64_t len = -1) const;
+    // The int32s of the same bytes (metadata a GPU op reads: positions, slots).
+    int32_t* ints() const { return (int32_t*)host; }
+};
+
+// An Act over host floats the caller owns.
+inline Act host_act(float* p, int64_t n) {
+    Act a;
+    a.host = p;
+    a.n = n;
+    return a;
+}
+
+// y[t] = W · x[t] for n_tokens rows (x rows n_in apart, y rows n_out apart). x_rows: the CPU may
+// read x's rows through a row list (x_rows[t] of x_n_rows rows), used by the CPU's MoE.
+struct Job {
+    const Tensor* w = nullptr;
+    Act x;
+    int64_t n_tokens = 0;
+    Act y;
+    const int32_t* x_rows = nullptr;
+    int64_t x_n_rows = 0;
+};
+
+// Expert selection (see model::route_experts for the arithmetic).
+struct RouterParams {
+    bool sigmoid = false;   // else softmax
+    int k = 0;
+    const Tensor* selection_bias = nullptr;  // [n_expert] F32 or null (on the experts' device)
+    bool renorm = false;
+    float scale = 1.0f;
+    int n_groups = 0;
+    int n_groups_used = 0;
+};
+
+// One routed-expert FFN: out[t] = sum over t's chosen experts of weight * down(silu(gate x) * up x)
+// (+ the shared expert's FFN of x when `shared_*` are set; on the same device).
+struct MoeArgs {
+    Act logits;  // [n_tok][n_expert] router logits
+    RouterParams router;
+    const Tensor* gate_exps = nullptr;  // [n_embd, n_ff, n_expert]
+    const Tensor* up_exps = nullptr;
+    const Tensor* down_exps = nullptr;  // [n_ff, n_embd, n_expert]
+    const Tensor* shared_gate = nullptr;
+    const Tensor* shared_up = nullptr;
+    const Tensor* shared_down = nullptr;
+    Act x;  // [n_tok][n_embd]
+    int64_t n_tok = 0;
+    Act out;  // [n_tok][n_embd], overwritten
+    // The weights the products after this FFN read (the CPU prefetches them), up to 4.
+    const Tensor* next[4] = {nullptr, nullptr, nullptr, nullptr};
+};
+
+// What a pass's KV ops need from the batch: each sequence's rows and first position, and the
+// position of every row.
+struct KVRows {
+    const std::vector<cpu::AttnSeq>* seqs = nullptr;
+    const int32_t* pos = nullptr;  // [n_tok]
+    int64_t n_tok = 0;
+};
 
 class Backend {
 public:
     virtual ~Backend() = default;
     virtual Device device() const = 0;
-    // y[t] = W · x[t]; x and y are host F32 buffers.
-    virtual void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y) = 0;
-    // Several products at once (all weights on this backend's device).
-    virtual void matmul_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) {
-        for (size_t j = 0; j < n_jobs; ++j) matmul(*jobs[j].w, jobs[j].x, jobs[j].n_tokens, jobs[j].y);
+
+    // A pass: begin_pass resets the arena (and takes the device for this thread); end_pass waits
+    // for the work recorded (a GPU: submits what is recorded and waits for it once).
+    virtual void begin_pass() {}
+    virtual void end_pass() {}
+    // n floats from the pass arena (64-byte aligned; the contents are undefined).
+    virtual Act alloc(int64_t n) = 0;
+    // Host -> this device (src may be reused at once) and this device -> host (complete after
+    // sync()). The CPU copies at once.
+    virtual void upload(const Act& dst, const float* src, int64_t n) = 0;
+    virtual void download(const Act& src, float* dst, int64_t n) = 0;
+    virtual void sync() {}
+
+    // out[t] = row ids[t] of w as F32, [n][w.ne[0]].
+    virtual void get_rows(const Tensor& w, const int32_t* ids, int64_t n, const Act& out) = 0;
+    // RMS norm of n rows of E floats (rows ld_x / ld_out floats apart; in place allowed) times w.
+    virtual void rms_norm(const Act& x, int64_t ld_x, const Tensor& w, int64_t n, int64_t E, float eps, const Act& out,
+                          int64_t ld_out) = 0;
+    virtual void add(const Act& x, const Act& y, int64_t n) = 0;                        // x += y
+    virtual void add_bias(const Act& x, const Tensor& b, int64_t rows, int64_t dim) = 0;  // each row += b
+    // RoPE in place over x: [rows][heads][head_stride] (x may start inside a head: the rotated
+    // dims are the first n_rot floats of each head_stride from x's start); row t at position pos[t].
+    virtual void rope(const cpu::RopeParams& p, const Act& x, int64_t rows, int heads, int64_t head_stride,
+                      const int32_t* pos) = 0;
+    virtual void silu_mul(const Act& g, const Act& u, int64_t n) = 0;  // g = silu(g) * u
+    // dst[i0*d0 + i1*d1 + e] = src[i0*s0 + i1*s1 + e] for e < len (floats; no overlap).
+    virtual void copy_strided(const Act& src, const Act& dst, int64_t n0, int64_t n1, int64_t len, int64_t s0,
+                              int64_t s1, int64_t d0, int64_t d1) = 0;
+
+    virtual void matmul_jobs(const Job* jobs, size_t n_jobs) = 0;
+    // (gate, up) pairs: gate.y = silu(gate.y) * up.y afterwards.
+    virtual void matmul_glu_jobs(const Job* jobs, size_t n_jobs) = 0;
+    void matmul(const Tensor& w, const Act& x, int64_t n_tokens, const Act& y) {
+        const Job j{&w, x, n_tokens, y};
+        matmul_jobs(&j, 1);
     }
-    // What the next products (jobs as for matmul_jobs, or pairs as for matmul_glu_jobs) will read:
-    // a backend may start fetching it while it waits. Only a hint; x and y are not used.
-    virtual void prefetch_next(const cpu::MatmulJob* jobs, size_t n_jobs, bool glu) {
-        (void)jobs, (void)n_jobs, (void)glu;
+    // Per-matrix products: for m < n_mats, c < n_cols: y[m][c][r] = W[row0 + m*stride + r] · x[m][c]
+    // for r < rows (x: [n_mats][n_cols][w.ne[0]], y: [n_mats][n_cols][rows]). w is 2-D, or 3-D
+    // read as its ne[1]*ne[2] rows.
+    virtual void mul_mat_batched(const Tensor& w, int64_t row0, int64_t rows, int64_t stride, int64_t n_mats,
+                                 const Act& x, int64_t n_cols, const Act& y) = 0;
+    // A hint: the weights the next products read (decode streams them). Only the CPU uses it.
+    virtual void prefetch_next(const Tensor* const* w, size_t n, int64_t n_tokens, bool glu) {
+        (void)w, (void)n, (void)n_tokens, (void)glu;
     }
-    // (gate, up) pairs: gate.y = silu(gate.y) * up.y afterwards (see cpu::matmul_glu_jobs).
-    virtual void matmul_glu_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) {
-        matmul_jobs(jobs, n_jobs);
-        for (size_t j = 0; j + 1 < n_jobs; j += 2)
-            cpu::silu_mul(jobs[j].y, jobs[j + 1].y, jobs[j].n_tokens * jobs[j].w->ne[1]);
-    }
-    virtual void attention(const cpu::AttnParams& p, kv::KVCache& cache, int il,
-                           const std::vector<cpu::AttnSeq>& seqs, const float* q, float* out) = 0;
+
+    virtual void moe(const MoeArgs& a) = 0;
+
+    // Writes rows of K ([n_tok][k_dim]) and V ([n_tok][v_dim]; invalid when V is read from K) of
+    // layer il into the cache at each row's position.
+    virtual void store_kv(kv::KVCache& cache, int il, const KVRows& rows, const Act& k, const Act& v) = 0;
+    // cpu::attention's semantics over layer il's storage.
+    virtual void attention(const cpu::AttnParams& p, kv::KVCache& cache, int il, const std::vector<cpu::AttnSeq>& seqs,
+                           const Act& q, const Act& out) = 0;
+};
+
+// Per-pass scratch on the host: chunks handed out back to back; after a pass that needed more
+// than the first chunk, one chunk of the total replaces them, so steady passes allocate nothing.
+class HostArena {
+public:
+    float* alloc(int64_t n);
+    void reset();
+
+private:
+    struct Chunk {
+        std::unique_ptr<float[]> p;
+        int64_t cap = 0;
+    };
+    std::vector<Chunk> chunks_;
+    int64_t used_ = 0;   // in the last chunk
+    int64_t total_ = 0;  // floats handed out this pass
 };
 
 class CpuBackend final : public Backend {
 public:
     CpuBackend(ThreadPool& pool, bool exact) : pool_(pool), exact_(exact) {}
     Device device() const override { return {}; }
-    void matmul(const Tensor& w, const float* x, int64_t n_tokens, float* y) override {
-        cpu::matmul(pool_, w, x, n_tokens, y, exact_);
-    }
-    void matmul_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) override {
-        cpu::matmul_jobs(pool_, jobs, n_jobs, exact_);
-    }
-    void matmul_glu_jobs(const cpu::MatmulJob* jobs, size_t n_jobs) override {
-        cpu::matmul_glu_jobs(pool_, jobs, n_jobs, exact_);
-    }
-    void prefetch_next(const cpu::MatmulJob* jobs, size_t n_jobs, bool glu) override {
-        if (!exact_) cpu::prefetch_hint(pool_, jobs, n_jobs, glu);
-    }
+    void begin_pass() override { arena_.reset(); }
+    Act alloc(int64_t n) override;
+    void upload(const Act& dst, const float* src, int64_t n) override;
+    void download(const Act& src, float* dst, int64_t n) override;
+
+    void get_rows(const Tensor& w, const int32_t* ids, int64_t n, const Act& out) override;
+    void rms_norm(const Act& x, int64_t ld_x, const Tensor& w, int64_t n, int64_t E, float eps, const Act& out,
+                  int64_t ld_out) override;
+    void add(const Act& x, const Act& y, int64_t n) override;
+    void add_bias(const Act& x, const Tensor& b, int64_t rows, int64_t dim) override;
+    void rope(const cpu::RopeParams& p, const Act& x, int64_t rows, int heads, int64_t head_stride,
+              const int32_t* pos) override;
+    void silu_mul(const Act& g, const Act& u, int64_t n) override;
+    void copy_strided(const Act& src, const Act& dst, int64_t n0, int64_t n1, int64_t len, int64_t s0, int64_t s1,
+                      int64_t d0, int64_t d1) override;
+    void matmul_jobs(const Job* jobs, size_t n_jobs) override;
+    void matmul_glu_jobs(const Job* jobs, size_t n_jobs) override;
+    void mul_mat_batched(const Tensor& w, int64_t row0, int64_t rows, int64_t stride, int64_t n_mats, const Act& x,
+                         int64_t n_cols, const Act& y) override;
+    void prefetch_next(const Tensor* const* w, size_t n, int64_t n_tokens, bool glu) override;
+    void moe(const MoeArgs& a) override;
+    void store_kv(kv::KVCache& cache, int il, const KVRows& rows, const Act& k, const Act& v) override;
     void attention(const cpu::AttnParams& p, kv::KVCache& cache, int il, const std::vector<cpu::AttnSeq>& seqs,
-                   const float* q, float* out) override {
-        cpu::attention(pool_, p, cache, il, seqs, q, out);
-    }
+                   const Act& q, const Act& out) override;
+
     ThreadPool& pool() { return pool_; }
 
 private:
+    const cpu::MatmulJob* to_cpu(const Job* jobs, size_t n);
     ThreadPool& pool_;
     bool exact_;
+    HostArena arena_;
+    std::vector<cpu::MatmulJob> cpu_jobs_;   // reused: no allocation per pass
+    std::vector<Tensor> views_;              // mul_mat_batched's per-matrix views (reused)
+    std::vector<Job> moe_jobs_;
 };
 
 // Everything one forward pass needs besides the model and the cache.
@@ -71,16 +214,37 @@ public:
         bool exact = false;  // F32 activations, dequantized weights, F32 KV cache
     };
     explicit Runtime(const Options& opt);
+    ~Runtime();
     ThreadPool& pool() { return *pool_; }
     bool exact() const { return opt_.exact; }
     int n_threads() const { return pool_->size(); }
-    // The backend that runs ops whose operands live on `device`.
+    // The backend that runs ops whose operands live on `device` (made on first use).
     Backend& backend(const Device& device);
+    Backend& cpu() { return *backends_[0]; }
+
+    // A forward pass: every backend's arena is reset at the start; at the end every device's
+    // recorded work is waited for (a pass entirely on one GPU syncs with the host once).
+    void begin_pass();
+    void end_pass();
+    // x on `device`: x itself when it is there, else a copy in that device's arena.
+    Act to(const Device& device, const Act& x);
 
 private:
     Options opt_;
     std::unique_ptr<ThreadPool> pool_;
     std::vector<std::unique_ptr<Backend>> backends_;
+    std::vector<Backend*> in_pass_;  // the backends a pass used (begin_pass was called on)
+    bool pass_open_ = false;
 };
+
+// Prepares a weight for its device (t.device) at load: the GPU's backend uploads it (and sets
+// t.prepared; t.data keeps pointing at the host bytes). The CPU's repacking stays in the model's
+// loader (model.cpp), which owns the memory. Returns false, leaving t as it was, when the device
+// cannot hold this tensor's type (the caller keeps it on the CPU with a warning).
+// `keep`: the model's list of prepared weights (the result is appended; the model owns it).
+bool prepare_weights(Tensor& t, std::deque<std::unique_ptr<PreparedWeights>>& keep);
+
+// The factory of KV storage on GPUs (kv::KVCache's StorageFactory).
+kv::StorageFactory device_kv_storage();
 
 }  // namespace yiti::runtime

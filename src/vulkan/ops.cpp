@@ -56,7 +56,8 @@ struct AttnPush {
 };
 constexpr uint32_t k_get_rows_threads = 64;
 constexpr uint32_t k_attn_threads = 64;
-constexpr uint32_t k_attn_dims_per_thread = 4;
+constexpr uint32_t k_attn_dims_per_thread = 4;  // heads up to 256 values (the common sizes)
+constexpr int64_t k_attn_max_dim = 1024;        // larger heads (MLA: 576 / 512): more dims per thread
 
 }  // namespace
 
@@ -161,12 +162,14 @@ void mul_mat(Sequence& seq, const Matrix& w, const BufferView& x, int64_t n_cols
 }
 
 void rms_norm(Sequence& seq, const BufferView& x, const BufferView& weight, int64_t n, int64_t n_rows,
-              float eps, const BufferView& out) {
+              float eps, const BufferView& out, int64_t ld_x, int64_t ld_out) {
     Context& ctx = seq.context();
-    YITI_ASSERT(n > 0 && n_rows > 0);
-    YITI_ASSERT(x.size >= (uint64_t)n * n_rows * 4 && out.size >= (uint64_t)n * n_rows * 4 &&
-                weight.size >= (uint64_t)n * 4);
-    const int64_t rows_per = (int64_t)items_per_binding(ctx, (uint64_t)n * 4);
+    if (ld_x == 0) ld_x = n;
+    if (ld_out == 0) ld_out = n;
+    YITI_ASSERT(n > 0 && n_rows > 0 && ld_x >= n && ld_out >= n);
+    YITI_ASSERT(x.size >= (uint64_t)((n_rows - 1) * ld_x + n) * 4 &&
+                out.size >= (uint64_t)((n_rows - 1) * ld_out + n) * 4 && weight.size >= (uint64_t)n * 4);
+    const int64_t rows_per = (int64_t)items_per_binding(ctx, (uint64_t)std::max(ld_x, ld_out) * 4);
     if (rows_per < 1)
         throw Error(strprintf("%s: an rms_norm row of %lld floats does not fit one binding",
                               ctx.name().c_str(), (long long)n));
@@ -174,11 +177,11 @@ void rms_norm(Sequence& seq, const BufferView& x, const BufferView& weight, int6
     const Binding bw = seq.bind(weight.sub(0, (uint64_t)n * 4), Access::Read);
     for (int64_t r0 = 0; r0 < n_rows; r0 += rows_per) {
         const int64_t nr = std::min(rows_per, n_rows - r0);
-        const uint64_t off = (uint64_t)r0 * n * 4, bytes = (uint64_t)nr * n * 4;
-        const Binding bx = seq.bind(x.sub(off, bytes), Access::Read);
-        const Binding bo = seq.bind(out.sub(off, bytes), Access::Write);
-        NormPush pc{u32(n), u32(nr), bx.shift_elems(4), u32(n), bw.shift_elems(4), bo.shift_elems(4),
-                    u32(n), eps};
+        const Binding bx = seq.bind(x.sub((uint64_t)(r0 * ld_x) * 4, (uint64_t)((nr - 1) * ld_x + n) * 4), Access::Read);
+        const Binding bo =
+            seq.bind(out.sub((uint64_t)(r0 * ld_out) * 4, (uint64_t)((nr - 1) * ld_out + n) * 4), Access::Write);
+        NormPush pc{u32(n), u32(nr), bx.shift_elems(4), u32(ld_x), bw.shift_elems(4), bo.shift_elems(4),
+                    u32(ld_out), eps};
         uint32_t gx, gy;
         seq.grid((uint64_t)nr, &gx, &gy);
         seq.dispatch(p, {bx, bw, bo}, &pc, sizeof pc, gx, gy);
@@ -268,8 +271,11 @@ void rope(Sequence& seq, const cpu::RopeParams& rp, const BufferView& x, int64_t
           int64_t head_stride, const int32_t* pos, const BufferView& pos_dev) {
     Context& ctx = seq.context();
     YITI_ASSERT(n_rows > 0 && n_heads > 0 && rp.n_rot > 0 && rp.n_rot % 2 == 0 && rp.n_rot <= head_stride);
-    const uint64_t bytes = (uint64_t)n_rows * n_heads * head_stride * 4;
-    YITI_ASSERT(x.size >= bytes && pos_dev.size >= (uint64_t)n_rows * 4);
+    // x may start inside a head (the rope part of DeepSeek's queries): the last row ends at its
+    // last head's n_rot-th value.
+    const uint64_t row_bytes = (uint64_t)n_heads * head_stride * 4;
+    const uint64_t last_row = ((uint64_t)(n_heads - 1) * head_stride + (uint64_t)rp.n_rot) * 4;
+    YITI_ASSERT(x.size >= (uint64_t)(n_rows - 1) * row_bytes + last_row && pos_dev.size >= (uint64_t)n_rows * 4);
     YITI_ASSERT(x.offset % 4 == 0 && pos_dev.offset % 4 == 0);
     seq.upload(pos_dev.sub(0, (uint64_t)n_rows * 4), pos, (uint64_t)n_rows * 4);
     // The values cpu::rope computes once per table, with the same float operations.
@@ -292,7 +298,6 @@ void rope(Sequence& seq, const cpu::RopeParams& rp, const BufferView& x, int64_t
         pc.mscale *= 1.0f + 0.1f * std::log(1.0f / rp.freq_scale);
     }
     // Whole rows per dispatch, as many as one binding holds.
-    const uint64_t row_bytes = (uint64_t)n_heads * head_stride * 4;
     const int64_t per = std::min<int64_t>((int64_t)items_per_binding(ctx, row_bytes),
                                           (int64_t)(UINT32_MAX / ((uint64_t)n_heads * (n_rot / 2))));
     if (per < 1)
@@ -302,7 +307,7 @@ void rope(Sequence& seq, const cpu::RopeParams& rp, const BufferView& x, int64_t
     for (int64_t r0 = 0; r0 < n_rows; r0 += per) {
         const int64_t nr = std::min(per, n_rows - r0);
         const Binding bx =
-            seq.bind(x.sub((uint64_t)r0 * row_bytes, (uint64_t)nr * row_bytes), Access::ReadWrite);
+            seq.bind(x.sub((uint64_t)r0 * row_bytes, (uint64_t)(nr - 1) * row_bytes + last_row), Access::ReadWrite);
         const Binding bp = seq.bind(pos_dev.sub((uint64_t)r0 * 4, (uint64_t)nr * 4), Access::Read);
         pc.n_rows = u32(nr);
         pc.x_off = bx.shift_elems(4);
@@ -419,10 +424,19 @@ void attention(Sequence& seq, const cpu::AttnParams& ap, const KVStorage& kv, in
     const int bs = kv.layout.block_size;
     const int n_rep = ap.n_head / ap.n_head_kv;
     YITI_ASSERT(n_rep * ap.n_head_kv == ap.n_head && ap.head_dim_k > 0 && ap.head_dim_v > 0);
-    const int64_t max_dim = (int64_t)k_attn_threads * k_attn_dims_per_thread;
-    if (ap.head_dim_k > max_dim || ap.head_dim_v > max_dim)
+    if (ap.head_dim_k > k_attn_max_dim || ap.head_dim_v > k_attn_max_dim)
         throw Error(strprintf("%s: attention heads of %lld / %lld values (at most %lld)", ctx.name().c_str(),
-                              (long long)ap.head_dim_k, (long long)ap.head_dim_v, (long long)max_dim));
+                              (long long)ap.head_dim_k, (long long)ap.head_dim_v, (long long)k_attn_max_dim));
+    // The shader's shapes: heads up to 256 values take 4 output dimensions per thread and a 256-value
+    // query copy (one pipeline for the usual sizes); larger ones as many as they need, the output
+    // dimensions per thread rounded up to a multiple of 4 and the query copy to one of 64 values.
+    const int64_t small_dim = (int64_t)k_attn_threads * k_attn_dims_per_thread;
+    uint32_t dpt = k_attn_dims_per_thread, qmax = (uint32_t)small_dim;
+    if (ap.head_dim_k > small_dim || ap.head_dim_v > small_dim) {
+        const int64_t need = (ap.head_dim_v + k_attn_threads - 1) / k_attn_threads;
+        dpt = (uint32_t)std::max<int64_t>(k_attn_dims_per_thread, (need + 3) / 4 * 4);
+        qmax = (uint32_t)std::max<int64_t>(small_dim, (ap.head_dim_k + 63) / 64 * 64);
+    }
     const bool v_in_k = kv.layout.v_dim == 0;
     YITI_ASSERT(kv.layout.k_dim == ap.n_head_kv * ap.head_dim_k || v_in_k);
     YITI_ASSERT(!v_in_k || (ap.n_head_kv == 1 && ap.head_dim_v <= ap.head_dim_k));
@@ -464,7 +478,7 @@ void attention(Sequence& seq, const cpu::AttnParams& ap, const KVStorage& kv, in
     const Pipeline& p = ctx.pipeline({f16 ? "attention_f16" : "attention_f32",
                                       5,
                                       sizeof(AttnPush),
-                                      {k_attn_threads, k_attn_dims_per_thread}});
+                                      {k_attn_threads, dpt, qmax}});
     const Binding bq = seq.bind(q.sub(0, q_bytes), Access::Read);
     const Binding bk = seq.bind(l.k.view(), Access::Read);
     const Binding bv = seq.bind(v_in_k ? l.k.view() : l.v.view(), Access::Read);

@@ -49,10 +49,10 @@ struct MulMatOptions {
 void mul_mat(Sequence& seq, const Matrix& w, const BufferView& x, int64_t n_cols, const BufferView& y,
              const MulMatOptions& opt = {});
 
-// out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight for n_rows contiguous rows of n floats.
-// out may be x.
+// out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight for n_rows rows of n floats, ld_x / ld_out
+// floats apart (0: n, contiguous). out may be x (with the same stride).
 void rms_norm(Sequence& seq, const BufferView& x, const BufferView& weight, int64_t n, int64_t n_rows,
-              float eps, const BufferView& out);
+              float eps, const BufferView& out, int64_t ld_x = 0, int64_t ld_out = 0);
 
 // out[i] = silu(gate[i]) * up[i] for n floats (SwiGLU). out may be gate.
 void silu_mul(Sequence& seq, const BufferView& gate, const BufferView& up, int64_t n, const BufferView& out);
@@ -116,8 +116,11 @@ int64_t attention_meta_words(const std::vector<cpu::AttnSeq>& seqs, int block_si
 // cpu::attention on the device, over layer il's storage: each token of seqs attends to its
 // sequence's cache positions [0, its position] (so a sequence's tokens are causal within the
 // batch once kv_store has written them). q: [n_tok][n_head * head_dim_k] F32, out:
-// [n_tok][n_head * head_dim_v] F32; head_dim_k, head_dim_v <= 256. One workgroup per (token,
-// head): made for decode (one token per sequence). The positions and block tables are uploaded
+// [n_tok][n_head * head_dim_v] F32; head_dim_k, head_dim_v <= 1024 (heads up to 256 values take
+// the common kernel; larger ones, as DeepSeek's absorbed MLA with one KV head of 576 values and V
+// the first 512 of them (a layout with v_dim 0), a specialization with more dimensions per thread).
+// One workgroup per (token, head): made for decode (one token per sequence); prefill rows (several
+// tokens of a sequence) are causal by their positions. The positions and block tables are uploaded
 // into meta_dev (attention_meta_words int32s).
 void attention(Sequence& seq, const cpu::AttnParams& p, const KVStorage& kv, int il,
                const std::vector<cpu::AttnSeq>& seqs, const BufferView& q, const BufferView& out,

@@ -10,6 +10,7 @@
 #include "cpu/packed.h"
 #include "engine/session.h"
 #include "model/model.h"
+#include "runtime/devices.h"
 
 namespace {
 
@@ -27,10 +28,28 @@ constexpr double k_dense_min_cos = 0.999, k_dense_max_rms = 0.05;
 constexpr double k_exact_min_cos = 0.9999, k_exact_max_rms = 0.01;
 constexpr double k_moe_fast_median_cos = 0.995;
 
-std::shared_ptr<model::Model> load_model(const std::string& name) {
+// Where the model goes: "" (the CPU), or on the first Vulkan device (lavapipe in CI): "gpu" (-ngl 99,
+// everything), "ngl2" (the last two layers and the output), "exps_cpu" (-ngl 99 -ot _exps=cpu: the
+// routed experts stay on the CPU).
+model::LoadOptions load_options(const std::string& placement) {
+    model::LoadOptions o;
+    if (placement.empty()) return o;
+    o.placement.devices = {"vulkan0"};
+    o.placement.n_gpu_layers = placement == "ngl2" ? 2 : 99;
+    if (placement == "exps_cpu") o.placement.overrides = {{"_exps", "cpu"}};
+    return o;
+}
+
+bool have_vulkan() {
+    for (auto& d : runtime::list_devices())
+        if (d.id == "vulkan0" && d.unusable.empty()) return true;
+    return false;
+}
+
+std::shared_ptr<model::Model> load_model(const std::string& name, const std::string& placement = "") {
     static std::map<std::string, std::shared_ptr<model::Model>> cache;
-    auto& m = cache[name];
-    if (!m) m = model::Model::load(k_shared + "/models/" + name + ".gguf");
+    auto& m = cache[name + "/" + placement];
+    if (!m) m = model::Model::load(k_shared + "/models/" + name + ".gguf", load_options(placement));
     return m;
 }
 
@@ -38,10 +57,12 @@ struct Param {
     Case c;
     std::string prompt;
     bool exact;
+    std::string placement;
 };
 
 std::string param_name(const testing::TestParamInfo<Param>& info) {
-    std::string s = info.param.c.model + "_" + info.param.prompt + (info.param.exact ? "_exact" : "_fast");
+    std::string s = info.param.c.model + "_" + info.param.prompt + (info.param.exact ? "_exact" : "_fast") +
+                    (info.param.placement.empty() ? "" : "_" + info.param.placement);
     for (char& ch : s)
         if (!isalnum((unsigned char)ch)) ch = '_';
     return s;
@@ -51,8 +72,9 @@ class Golden : public testing::TestWithParam<Param> {};
 
 TEST_P(Golden, Logits) {
     const Param& p = GetParam();
+    if (!p.placement.empty() && !have_vulkan()) GTEST_SKIP() << "no Vulkan device";
     const auto g = test::load_golden(k_shared + "/golden", p.c.model, p.prompt);
-    auto m = load_model(p.c.model);
+    auto m = load_model(p.c.model, p.placement);
     ASSERT_EQ(m->hparams().n_vocab, g.n_vocab);
     engine::SessionOptions so;
     so.exact = p.exact;
@@ -81,7 +103,7 @@ TEST_P(Golden, Logits) {
     RecordProperty("min_cosine", std::to_string(cos.front()));
 }
 
-std::vector<Param> all_params() {
+std::vector<Case> all_cases() {
     const std::vector<Case> cases = {
         {"stories260K", false},          {"stories260K-f16", false},     {"stories260K-moe4x2", true},
         {"synth-llama-F16", false},      {"synth-llama-BF16", false},    {"synth-llama-Q8_0", false},
@@ -92,26 +114,37 @@ std::vector<Param> all_params() {
         {"synth-qwen2-Q4_K_M", false},   {"synth-deepseek2-Q8_0", true}, {"synth-deepseek2-Q4_K_M", true},
         {"synth-deepseek2-Q2_K", true},
     };
+    return cases;
+}
+
+std::vector<Param> all_params(const std::string& placement) {
     std::vector<Param> v;
-    for (auto& c : cases)
+    for (auto& c : all_cases()) {
+        if (placement == "exps_cpu" && !c.moe) continue;
         for (const char* pr : {"p1", "p2"})
-            for (bool exact : {false, true}) v.push_back({c, pr, exact});
+            for (bool exact : {false, true}) v.push_back({c, pr, exact, placement});
+    }
     return v;
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, Golden, testing::ValuesIn(all_params()), param_name);
+INSTANTIATE_TEST_SUITE_P(Models, Golden, testing::ValuesIn(all_params("")), param_name);
+// The same on the GPU: the whole model, a split placement, and the routed experts kept on the CPU.
+INSTANTIATE_TEST_SUITE_P(Gpu, Golden, testing::ValuesIn(all_params("gpu")), param_name);
+INSTANTIATE_TEST_SUITE_P(GpuNgl2, Golden, testing::ValuesIn(all_params("ngl2")), param_name);
+INSTANTIATE_TEST_SUITE_P(GpuExpsCpu, Golden, testing::ValuesIn(all_params("exps_cpu")), param_name);
 
 // The real stories260K model must continue the prompt with exactly the golden greedy tokens.
-class GoldenGreedy : public testing::TestWithParam<std::tuple<std::string, bool>> {};
+class GoldenGreedy : public testing::TestWithParam<std::tuple<std::string, bool, std::string>> {};
 
 TEST_P(GoldenGreedy, Tokens) {
-    const auto& [name, exact] = GetParam();
+    const auto& [name, exact, placement] = GetParam();
+    if (!placement.empty() && !have_vulkan()) GTEST_SKIP() << "no Vulkan device";
     for (const char* pr : {"p1", "p2"}) {
         const auto g = test::load_golden(k_shared + "/golden", name, pr);
         engine::SessionOptions so;
         so.exact = exact;
         so.n_threads = 2;
-        engine::Session s(load_model(name), so);
+        engine::Session s(load_model(name, placement), so);
         std::vector<float> logits = s.eval(g.tokens);
         std::vector<int32_t> out;
         for (size_t i = 0; i < g.greedy.size(); ++i) {
@@ -125,7 +158,10 @@ TEST_P(GoldenGreedy, Tokens) {
 
 INSTANTIATE_TEST_SUITE_P(Stories, GoldenGreedy,
                          testing::Combine(testing::Values("stories260K", "stories260K-f16", "stories260K-moe4x2"),
-                                          testing::Bool()));
+                                          testing::Bool(), testing::Values("")));
+INSTANTIATE_TEST_SUITE_P(StoriesGpu, GoldenGreedy,
+                         testing::Combine(testing::Values("stories260K", "stories260K-f16", "stories260K-moe4x2"),
+                                          testing::Bool(), testing::Values("gpu")));
 
 // Where the weights live once loaded (model.cpp): matrices with a packed layout repacked, small
 // tensors and the token embeddings copied out of the file's mapping, other matrices read from it;

@@ -4,9 +4,9 @@
 
 #include <cmath>
 
-#include "model/blocks.h"
+#include "cpu/route.h"
 
-using namespace yiti::model;
+using namespace yiti::cpu;
 
 namespace {
 float logit(float p) { return std::log(p / (1 - p)); }
@@ -14,8 +14,8 @@ float logit(float p) { return std::log(p / (1 - p)); }
 
 TEST(Router, SoftmaxTopKRenormalized) {
     const float l[4] = {1, 2, 3, 4};
-    RouterParams rp;
-    rp.gating = ExpertGating::Softmax;
+    RouteParams rp;
+    rp.sigmoid = false;
     rp.k = 2;
     rp.renorm = true;
     ExpertChoice c = route_experts(l, 1, 4, rp);
@@ -33,8 +33,8 @@ TEST(Router, SoftmaxTopKRenormalized) {
 TEST(Router, SigmoidBiasChoosesButDoesNotWeigh) {
     const float l[4] = {0, 0, 0, 0};  // every score 0.5
     const float bias[4] = {0, 1, 0, 2};
-    RouterParams rp;
-    rp.gating = ExpertGating::Sigmoid;
+    RouteParams rp;
+    rp.sigmoid = true;
     rp.k = 2;
     rp.selection_bias = bias;
     rp.scale = 2.5f;
@@ -52,8 +52,8 @@ TEST(Router, GroupLimited) {
     const float p[8] = {0.9f, 0.01f, 0.1f, 0.1f, 0.6f, 0.6f, 0.55f, 0.55f};
     float l[8];
     for (int i = 0; i < 8; ++i) l[i] = logit(p[i]);
-    RouterParams rp;
-    rp.gating = ExpertGating::Sigmoid;
+    RouteParams rp;
+    rp.sigmoid = true;
     rp.k = 2;
     ExpertChoice ungrouped = route_experts(l, 1, 8, rp);
     EXPECT_EQ(ungrouped.ids, (std::vector<int32_t>{0, 4}));

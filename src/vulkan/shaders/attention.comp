@@ -5,6 +5,8 @@
 // positions go through in chunks of WG: each thread forms one score, then the chunk's maximum
 // rescales the running sums (an online softmax, as the CPU's per block), and each thread adds
 // the chunk's weighted V rows into its own output dimensions (d = tid, tid + WG, ...).
+// The head sizes are specialization constants' bounds: hd_v <= WG * DPT, hd_k <= QMAX (the host
+// picks DPT = 4, QMAX = 256 for heads up to 256 values, more for MLA's 576 / 512).
 //   q: [n_tok][n_head][hd_k] F32 at q_off; out: [n_tok][n_head][hd_v] F32 at out_off
 //   meta (int32, binding 4): token t: meta[2t] = its position, meta[2t + 1] = where its block table
 //   starts in meta; the table lists cache blocks (slot = block * block_size + pos % block_size)
@@ -20,6 +22,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;      // a power of two
 layout(constant_id = 1) const uint DPT = 4;      // output dimensions per thread: hd_v <= WG * DPT
+layout(constant_id = 2) const uint QMAX = 256;   // the query's shared copy: hd_k <= QMAX
 
 layout(binding = 0) readonly buffer QBuf { float q[]; };
 #if defined(KV_F16)
@@ -50,7 +53,7 @@ layout(push_constant) uniform Push {
     float scale;
 } p;
 
-shared float qs[WG * DPT];
+shared float qs[QMAX];
 shared float sc[WG];
 shared float red[WG];
 shared uint slot_of[WG];
