@@ -108,12 +108,19 @@ int cmd_bench(int argc, char** argv) {
         std::vector<double> tps;
         double bytes_per_token;
         double cpu_s = 0;  // CPU seconds over all repetitions
+        runtime::DeviceCounters gpu;  // over all repetitions
+    };
+    auto counters_since = [](const runtime::DeviceCounters& a) {
+        const runtime::DeviceCounters b = runtime::device_counters();
+        return runtime::DeviceCounters{b.submits - a.submits, b.syncs - a.syncs, b.h2d_bytes - a.h2d_bytes,
+                                       b.d2h_bytes - a.d2h_bytes};
     };
     std::vector<Result> results;
     if (n_prompt > 0) {
         Result r{strprintf("pp%lld", (long long)n_prompt), n_prompt, {}, 0};
         // One pass reads every weight once (all experts, as a long prompt routes to all).
         r.bytes_per_token = (double)st.weight_bytes / (double)n_prompt;
+        const runtime::DeviceCounters g0 = runtime::device_counters();
         for (int i = 0; i < reps; ++i) {
             s.truncate(0);
             const auto toks = random_tokens(n_prompt);
@@ -123,10 +130,12 @@ int cmd_bench(int argc, char** argv) {
             r.tps.push_back((double)n_prompt / secs(t0, clock::now()));
             r.cpu_s += cpu_seconds() - c0;
         }
+        r.gpu = counters_since(g0);
         results.push_back(r);
     }
     if (n_gen > 0) {
         Result r{strprintf("tg%lld", (long long)n_gen), n_gen, {}, (double)st.active_bytes_per_token};
+        const runtime::DeviceCounters g0 = runtime::device_counters();
         for (int i = 0; i < reps; ++i) {
             s.truncate(0);
             const auto toks = random_tokens(n_gen);
@@ -136,6 +145,7 @@ int cmd_bench(int argc, char** argv) {
             r.tps.push_back((double)n_gen / secs(t0, clock::now()));
             r.cpu_s += cpu_seconds() - c0;
         }
+        r.gpu = counters_since(g0);
         results.push_back(r);
     }
 
@@ -164,7 +174,8 @@ int cmd_bench(int argc, char** argv) {
         const Stat t = stat_of(r.tps);
         const double gbs = t.mean * r.bytes_per_token / 1e9;
         const double frac = bw.gb_per_s > 0 ? gbs / bw.gb_per_s : 0;
-        const double cpu_ms = 1e3 * r.cpu_s / (double)(r.n_tokens * (int64_t)r.tps.size());
+        const double n_tok_all = (double)(r.n_tokens * (int64_t)r.tps.size());
+        const double cpu_ms = 1e3 * r.cpu_s / n_tok_all;
         if (json) {
             printf("{\"test\": %s, \"model\": %s, \"arch\": %s, \"n_tokens\": %lld, \"tokens_per_s\": %.4f, "
                    "\"tokens_per_s_sd\": %.4f, \"samples_tokens_per_s\": [",
@@ -173,12 +184,20 @@ int cmd_bench(int argc, char** argv) {
             for (size_t i = 0; i < r.tps.size(); ++i) printf("%s%.4f", i ? ", " : "", r.tps[i]);
             printf("], \"gb_per_s\": %.3f, \"bytes_per_token\": %.0f, \"membw_gb_per_s\": %.3f, \"bw_fraction\": %.4f, "
                    "\"threads\": %d, \"isa\": %s, \"model_bytes\": %zu, \"active_bytes_per_token\": %zu, "
-                   "\"n_params\": %lld, \"reps\": %d, \"cpu_ms_per_token\": %.3f}\n",
+                   "\"n_params\": %lld, \"reps\": %d, \"cpu_ms_per_token\": %.3f, \"devices\": %s, "
+                   "\"submits_per_token\": %.4f, \"syncs_per_token\": %.4f, \"h2d_bytes_per_token\": %.1f, "
+                   "\"d2h_bytes_per_token\": %.1f}\n",
                    gbs, r.bytes_per_token, bw.gb_per_s, frac, nt, json_str(isa).c_str(), st.weight_bytes,
-                   st.active_bytes_per_token, (long long)st.n_params, reps, cpu_ms);
+                   st.active_bytes_per_token, (long long)st.n_params, reps, cpu_ms, json_str(m->plan().summary()).c_str(),
+                   r.gpu.submits / n_tok_all, r.gpu.syncs / n_tok_all, r.gpu.h2d_bytes / n_tok_all,
+                   r.gpu.d2h_bytes / n_tok_all);
         } else {
             printf("| %-8s | %7d | %-6s | %8.2f ± %5.2f | %9.2f | %7.1f%% | %10.2f |\n", r.test.c_str(), nt,
                    isa == "avx512_vnni" ? "vnni" : isa.c_str(), t.mean, t.sd, gbs, 100 * frac, cpu_ms);
+            if (r.gpu.submits > 0)
+                printf("|          | GPU per token: %.2f submits, %.2f syncs, %.0f B to the device, %.0f B back |\n",
+                       r.gpu.submits / n_tok_all, r.gpu.syncs / n_tok_all, r.gpu.h2d_bytes / n_tok_all,
+                       r.gpu.d2h_bytes / n_tok_all);
         }
         fflush(stdout);
     }

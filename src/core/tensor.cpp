@@ -6,9 +6,9 @@ namespace yiti {
 
 std::string Device::name() const {
     switch (kind) {
-        case DeviceKind::CPU: return "CPU";
-        case DeviceKind::CUDA: return "CUDA" + std::to_string(index);
-        case DeviceKind::Vulkan: return "Vulkan" + std::to_string(index);
+        case DeviceKind::CPU: return "cpu";
+        case DeviceKind::CUDA: return "cuda" + std::to_string(index);
+        case DeviceKind::Vulkan: return "vulkan" + std::to_string(index);
     }
     return "?";
 }

@@ -135,6 +135,7 @@ public:
                 L.ffn_gate_exps = tensor(p + "ffn_gate_exps.weight", {E, F, NE});
                 L.ffn_up_exps = tensor(p + "ffn_up_exps.weight", {E, F, NE});
                 L.ffn_down_exps = tensor(p + "ffn_down_exps.weight", {F, E, NE});
+                keep_together({&L.ffn_gate_exps, &L.ffn_up_exps, &L.ffn_down_exps});
                 if (hp_.n_expert_shared > 0) {
                     const int64_t FS = F * hp_.n_expert_shared;
                     L.ffn_gate_shexp = tensor(p + "ffn_gate_shexp.weight", {E, FS});

@@ -64,6 +64,7 @@ public:
                 L.ffn_gate_exps = tensor(p + "ffn_gate_exps.weight", {E, F, hp_.n_expert});
                 L.ffn_up_exps = tensor(p + "ffn_up_exps.weight", {E, F, hp_.n_expert});
                 L.ffn_down_exps = tensor(p + "ffn_down_exps.weight", {F, E, hp_.n_expert});
+                keep_together({&L.ffn_gate_exps, &L.ffn_up_exps, &L.ffn_down_exps});
             } else {
                 if (hp_.n_ff <= 0)
                     throw Error(strprintf("model: %s: metadata '%s' is missing", file_->path().c_str(),

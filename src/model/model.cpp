@@ -99,6 +99,7 @@ bool Model::prepare_on(Tensor& t, const Device& device) {
     if (!runtime::prepare_weights(g, device_prepared_)) {
         warnings_.push_back(strprintf("%s: %s has no kernels for type %s; it stays on the CPU", t.name.c_str(),
                                       device.name().c_str(), dtype_name(t.type)));
+        plan_.move(t.name, "cpu");
         return false;
     }
     t = g;
@@ -108,6 +109,22 @@ bool Model::prepare_on(Tensor& t, const Device& device) {
 void Model::place(Tensor& t, const Device& device) {
     if (!prepare_on(t, device)) t.device = Device{};
     if (t.device.kind == DeviceKind::CPU) pack(t);
+}
+
+void Model::keep_together(std::initializer_list<Tensor*> ts) {
+    bool same = true;
+    for (Tensor* t : ts) same = same && t->device == (*ts.begin())->device;
+    if (same) return;
+    for (Tensor* t : ts) {
+        if (t->device.kind == DeviceKind::CPU) continue;
+        warnings_.push_back(strprintf("%s: kept on the CPU with the tensors it is read with", t->name.c_str()));
+        std::erase_if(device_prepared_, [&](auto& p) { return p.get() == t->prepared; });
+        plan_.move(t->name, "cpu");
+        t->device = Device{};
+        t->prepared = nullptr;
+        pack(*t);
+        if (!t->prepared) keep_in_memory(*t, false);
+    }
 }
 
 Tensor Model::tied_output(const Tensor& tok_embd) {

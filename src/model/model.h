@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <deque>
 #include <map>
 #include <memory>
@@ -151,6 +152,9 @@ protected:
     // Puts a tensor the model derived at load (data in the model's own memory) on `device` and
     // prepares it there (the CPU: repacked when its type has packed kernels).
     void place(Tensor& t, const Device& device);
+    // Tensors one op reads together (a layer's stacked experts) on one device: when a device
+    // could not take one of them, the others join it on the CPU.
+    void keep_together(std::initializer_list<Tensor*> ts);
     std::string key(const std::string& suffix) const { return hp_.arch + "." + suffix; }
     // Repacks a matrix (2-D, or stacked 3-D experts) into the CPU kernels' interleaved layout when
     // its type has packed kernels on this CPU (cpu/packed.h); tensor() does this for every matrix

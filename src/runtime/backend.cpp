@@ -364,6 +364,14 @@ bool prepare_weights(Tensor& t, std::deque<std::unique_ptr<PreparedWeights>>& ke
     return t.device.kind == DeviceKind::CPU;
 }
 
+DeviceCounters device_counters() {
+#if YITI_VULKAN
+    return vk::device_counters();
+#else
+    return {};
+#endif
+}
+
 kv::StorageFactory device_kv_storage() {
 #if YITI_VULKAN
     return [](const Device& d, const kv::KVLayout& layout, int n_blocks, const std::vector<int>& layers) {

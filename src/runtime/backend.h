@@ -244,6 +244,13 @@ private:
 // `keep`: the model's list of prepared weights (the result is appended; the model owns it).
 bool prepare_weights(Tensor& t, std::deque<std::unique_ptr<PreparedWeights>>& keep);
 
+// What the GPUs were asked to do since they were opened, summed over the open devices (callers take
+// differences): queue submissions, host waits, bytes copied host to device and back.
+struct DeviceCounters {
+    uint64_t submits = 0, syncs = 0, h2d_bytes = 0, d2h_bytes = 0;
+};
+DeviceCounters device_counters();
+
 // The factory of KV storage on GPUs (kv::KVCache's StorageFactory).
 kv::StorageFactory device_kv_storage();
 

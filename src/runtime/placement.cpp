@@ -71,6 +71,19 @@ std::string PlacementPlan::summary() const {
     return s;
 }
 
+void PlacementPlan::move(const std::string& tensor, const std::string& device) {
+    for (auto& t : tensors) {
+        if (t.name != tensor || t.device == device) continue;
+        for (auto& [id, b] : device_bytes)
+            if (id == t.device) b -= t.bytes;
+        auto it = std::find_if(device_bytes.begin(), device_bytes.end(), [&](auto& d) { return d.first == device; });
+        if (it == device_bytes.end()) it = device_bytes.insert(device == "cpu" ? device_bytes.begin() : device_bytes.end(), {device, 0});
+        it->second += t.bytes;
+        t.device = device;
+    }
+    std::erase_if(device_bytes, [](auto& d) { return d.second == 0 && d.first != "cpu"; });
+}
+
 std::pair<std::string, std::string> parse_tensor_override(const std::string& arg) {
     const size_t eq = arg.rfind('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size())

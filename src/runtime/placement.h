@@ -49,6 +49,9 @@ struct PlacementPlan {
     const std::string& device_of(const std::string& tensor) const;
     // "cpu 1.20 GiB, vulkan0 3.41 GiB"
     std::string summary() const;
+    // Moves a tensor to another device after the fact (a device that cannot take its type keeps
+    // it on the CPU), keeping the bytes per device right.
+    void move(const std::string& tensor, const std::string& device);
 };
 
 // "REGEX=DEVICE" -> (regex, device); throws yiti::Error for a malformed argument.

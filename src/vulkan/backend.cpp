@@ -1,6 +1,8 @@
 #include "vulkan/backend.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <map>
 #include <mutex>
 
@@ -293,6 +295,20 @@ private:
     std::vector<int32_t> slots_;
 };
 
+
+// YITI_VK_UNSUPPORTED_TYPES=q6_k,f16: weight types to treat as having no Vulkan kernels (tests of
+// the CPU fallback use it: every type the CPU runs has Vulkan kernels today).
+bool type_disabled(DType t) {
+    const char* env = getenv("YITI_VK_UNSUPPORTED_TYPES");
+    if (!env || !*env) return false;
+    auto lower = [](std::string v) {
+        for (char& c : v) c = (char)tolower((unsigned char)c);
+        return v;
+    };
+    const std::string list = "," + lower(env) + ",";
+    return list.find("," + lower(dtype_name(t)) + ",") != std::string::npos;
+}
+
 }  // namespace
 
 std::unique_ptr<runtime::Backend> make_backend(int index, bool exact) {
@@ -301,6 +317,7 @@ std::unique_ptr<runtime::Backend> make_backend(int index, bool exact) {
 
 bool prepare_weights(Tensor& t, std::deque<std::unique_ptr<PreparedWeights>>& keep) {
     YITI_ASSERT(t.device.kind == DeviceKind::Vulkan && t.data);
+    if (type_disabled(t.type)) return false;
     if (t.n_dims >= 2 && !mul_mat_supported(t.type)) return false;
     if (t.n_dims == 1 && t.type != DType::F32) return false;
     auto dev = shared_device(t.device.index);
@@ -335,13 +352,19 @@ std::unique_ptr<kv::DeviceStorage> make_kv_storage(const Device& d, const kv::KV
     return s;
 }
 
-DeviceCounters device_counters(int index) {
+runtime::DeviceCounters device_counters() {
     std::lock_guard<std::mutex> lk(g_devices_mu);
-    auto it = g_devices.find(index);
-    auto d = it == g_devices.end() ? nullptr : it->second.lock();
-    if (!d) return {};
-    const Stats& s = d->ctx->stats();
-    return DeviceCounters{s.submits, s.syncs, s.h2d_bytes, s.d2h_bytes};
+    runtime::DeviceCounters c;
+    for (auto& [index, weak] : g_devices) {
+        auto d = weak.lock();
+        if (!d) continue;
+        const Stats& s = d->ctx->stats();
+        c.submits += s.submits;
+        c.syncs += s.syncs;
+        c.h2d_bytes += s.h2d_bytes;
+        c.d2h_bytes += s.d2h_bytes;
+    }
+    return c;
 }
 
 }  // namespace yiti::vk

@@ -23,10 +23,7 @@ bool prepare_weights(Tensor& t, std::deque<std::unique_ptr<PreparedWeights>>& ke
 std::unique_ptr<kv::DeviceStorage> make_kv_storage(const Device& d, const kv::KVLayout& layout, int n_blocks,
                                                    const std::vector<int>& layers);
 
-// Counters of device `index` since it was opened (zeros when it was never opened).
-struct DeviceCounters {
-    uint64_t submits = 0, syncs = 0, h2d_bytes = 0, d2h_bytes = 0;
-};
-DeviceCounters device_counters(int index);
+// The counters of every open Vulkan device, summed (runtime::DeviceCounters).
+runtime::DeviceCounters device_counters();
 
 }  // namespace yiti::vk

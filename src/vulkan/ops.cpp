@@ -15,7 +15,7 @@ namespace {
 
 // Workgroup shapes (specialization constants of the shaders).
 constexpr uint32_t k_mv_threads = 64;  // mul_mv: threads per workgroup
-constexpr uint32_t k_mv_rows = 2;      // mul_mv: weight rows per workgroup
+constexpr uint32_t k_mv_rows = 4;      // mul_mv: weight rows per workgroup
 constexpr uint32_t k_mv_max_cols = 8;  // mul_mv: columns per dispatch
 constexpr uint32_t k_mm_tile = 64;     // mul_mm: rows and columns per workgroup
 constexpr uint32_t k_norm_threads = 256;

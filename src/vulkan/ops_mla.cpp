@@ -44,12 +44,14 @@ void copy_strided(Sequence& seq, const BufferView& src, const BufferView& dst, i
     const uint64_t dst_span = (uint64_t)(n0 - 1) * dst_s0 + (uint64_t)(n1 - 1) * dst_s1 + len;
     YITI_ASSERT(src.size >= src_span * 4 && dst.size >= dst_span * 4);
     const uint64_t range = ctx.limits().max_storage_range;
-    for (const auto& [what, v, span] : {std::tuple{"source", src, src_span}, std::tuple{"destination", dst, dst_span}})
+    for (const auto& [what, v, span] :
+         {std::tuple{"source", src, src_span}, std::tuple{"destination", dst, dst_span}})
         if (binding_bytes(ctx, v.offset, span * 4) > range)
-            throw Error(strprintf("%s: copy_strided's %s span (%llu floats: %lld x %lld rows of %lld) exceeds one "
-                                  "binding (%llu bytes)",
-                                  ctx.name().c_str(), what, (unsigned long long)span, (long long)n0, (long long)n1,
-                                  (long long)len, (unsigned long long)range));
+            throw Error(
+                strprintf("%s: copy_strided's %s span (%llu floats: %lld x %lld rows of %lld) exceeds one "
+                          "binding (%llu bytes)",
+                          ctx.name().c_str(), what, (unsigned long long)span, (long long)n0, (long long)n1,
+                          (long long)len, (unsigned long long)range));
     const uint64_t total = (uint64_t)n0 * n1 * len;
     if (total > UINT32_MAX)
         throw Error(strprintf("%s: copy_strided of %llu floats exceeds one dispatch", ctx.name().c_str(),
@@ -60,9 +62,8 @@ void copy_strided(Sequence& seq, const BufferView& src, const BufferView& dst, i
     const Binding bs = seq.bind(src.sub(0, src_span * 4), Access::Read);
     const Binding bd = seq.bind(dst.sub(0, dst_span * 4), Access::Write);
     const Pipeline& p = ctx.pipeline({"copy_strided", 2, sizeof(CopyPush), {k_copy_threads}});
-    CopyPush pc{u32(n0),          u32(n1),           u32(len),          bs.shift_elems(4),
-                u32(src_s0),      u32(src_s1),       bd.shift_elems(4), u32(dst_s0),
-                u32(dst_s1)};
+    CopyPush pc{u32(n0),     u32(n1),           u32(len),    bs.shift_elems(4), u32(src_s0),
+                u32(src_s1), bd.shift_elems(4), u32(dst_s0), u32(dst_s1)};
     uint32_t gx, gy;
     seq.grid((total + k_copy_threads - 1) / k_copy_threads, &gx, &gy);
     seq.dispatch(p, {bs, bd}, &pc, sizeof pc, gx, gy);
@@ -75,15 +76,17 @@ void mul_mat_batched(Sequence& seq, const Matrix& w, int64_t row0, int64_t rows_
     YITI_ASSERT(n_mats > 0 && n_cols > 0 && rows_per_mat > 0 && row0 >= 0 && mat_row_stride >= 0);
     YITI_ASSERT(row0 + (n_mats - 1) * mat_row_stride + rows_per_mat <= w.n_out);
     const int64_t n_in = w.n_in, R = rows_per_mat;
-    YITI_ASSERT(x.size >= (uint64_t)(n_mats * n_cols * n_in) * 4 && y.size >= (uint64_t)(n_mats * n_cols * R) * 4);
+    YITI_ASSERT(x.size >= (uint64_t)(n_mats * n_cols * n_in) * 4 &&
+                y.size >= (uint64_t)(n_mats * n_cols * R) * 4);
     YITI_ASSERT(x.offset % 4 == 0 && y.offset % 4 == 0);
     // Floats one binding holds (leaving room for its shift); columns per dispatch.
     const int64_t cap = (int64_t)items_per_binding(ctx, 4);
     const int64_t cols_per = std::min({k_bmv_max_cols, cap / n_in, cap / R});
     if (cols_per < 1)
-        throw Error(strprintf("%s: a column of a %lld x %lld batched product does not fit one binding (%llu bytes)",
-                              ctx.name().c_str(), (long long)R, (long long)n_in,
-                              (unsigned long long)ctx.limits().max_storage_range));
+        throw Error(
+            strprintf("%s: a column of a %lld x %lld batched product does not fit one binding (%llu bytes)",
+                      ctx.name().c_str(), (long long)R, (long long)n_in,
+                      (unsigned long long)ctx.limits().max_storage_range));
     const std::string shader = std::string("mul_mv_batched_") + type_suffix(w.type);
     const uint32_t unit = weight_unit_bytes(w.type);
     const int64_t groups_per_mat = (R + k_bmv_rows - 1) / k_bmv_rows;
@@ -129,8 +132,8 @@ void mul_mat_batched(Sequence& seq, const Matrix& w, int64_t row0, int64_t rows_
                 pc.y_off = by.shift_elems(4);
                 pc.y_mat = u32(n_cols * R);
                 pc.y_col = u32(R);
-                const Pipeline& p = ctx.pipeline(
-                    {shader, 3, sizeof(BatchedPush), {k_bmv_threads, (uint32_t)nc, k_bmv_rows}});
+                const Pipeline& p =
+                    ctx.pipeline({shader, 3, sizeof(BatchedPush), {k_bmv_threads, (uint32_t)nc, k_bmv_rows}});
                 uint32_t gx, gy;
                 seq.grid((uint64_t)(g * groups_per_mat), &gx, &gy);
                 seq.dispatch(p, {bw, bx, by}, &pc, sizeof pc, gx, gy);

@@ -20,6 +20,9 @@ YITI_BIN = Path(os.environ.get("YITI_BIN", REPO / "build" / "yiti"))
 SHARED = Path(os.environ.get("YITI_SHARED_DIR", REPO.parent / "shared"))
 STORIES = SHARED / "models" / "stories260K.gguf"
 SMOL = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Extra `yiti serve` arguments for every server the tests start, e.g. "--device vulkan0 -ngl 99" to
+# run the whole suite with the model on a GPU (scripts/test.sh does so once, on lavapipe).
+SERVE_ARGS = os.environ.get("YITI_E2E_SERVE_ARGS", "").split()
 
 
 class Server:
@@ -30,7 +33,8 @@ class Server:
             pytest.skip(f"no yiti binary at {YITI_BIN} (build it, or set YITI_BIN)")
         if not Path(model).exists():
             pytest.skip(f"model {model} is missing")
-        cmd = [str(YITI_BIN), "serve", "-m", str(model), "--host", "127.0.0.1", "--port", "0", *map(str, args)]
+        cmd = [str(YITI_BIN), "serve", "-m", str(model), "--host", "127.0.0.1", "--port", "0", *map(str, args),
+               *SERVE_ARGS]
         if api_key:
             cmd += ["--api-key", api_key]
         self.api_key = api_key

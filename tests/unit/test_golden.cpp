@@ -46,10 +46,19 @@ bool have_vulkan() {
     return false;
 }
 
+// "q6k_cpu": -ngl 99 as "gpu", with the Vulkan backend told it has no Q6_K kernels
+// (YITI_VK_UNSUPPORTED_TYPES): those tensors stay on the CPU, in the middle of GPU layers.
 std::shared_ptr<model::Model> load_model(const std::string& name, const std::string& placement = "") {
     static std::map<std::string, std::shared_ptr<model::Model>> cache;
     auto& m = cache[name + "/" + placement];
-    if (!m) m = model::Model::load(k_shared + "/models/" + name + ".gguf", load_options(placement));
+    if (!m) {
+        if (placement == "q6k_cpu") setenv("YITI_VK_UNSUPPORTED_TYPES", "q6_k", 1);
+        m = model::Model::load(k_shared + "/models/" + name + ".gguf", load_options(placement));
+        unsetenv("YITI_VK_UNSUPPORTED_TYPES");
+        if (placement == "q6k_cpu") {
+            EXPECT_FALSE(m->load_warnings().empty()) << "no tensor fell back to the CPU";
+        }
+    }
     return m;
 }
 
@@ -121,6 +130,7 @@ std::vector<Param> all_params(const std::string& placement) {
     std::vector<Param> v;
     for (auto& c : all_cases()) {
         if (placement == "exps_cpu" && !c.moe) continue;
+        if (placement == "q6k_cpu" && c.model != "synth-llama-Q4_K_M" && c.model != "synth-deepseek2-Q4_K_M") continue;
         for (const char* pr : {"p1", "p2"})
             for (bool exact : {false, true}) v.push_back({c, pr, exact, placement});
     }
@@ -132,6 +142,8 @@ INSTANTIATE_TEST_SUITE_P(Models, Golden, testing::ValuesIn(all_params("")), para
 INSTANTIATE_TEST_SUITE_P(Gpu, Golden, testing::ValuesIn(all_params("gpu")), param_name);
 INSTANTIATE_TEST_SUITE_P(GpuNgl2, Golden, testing::ValuesIn(all_params("ngl2")), param_name);
 INSTANTIATE_TEST_SUITE_P(GpuExpsCpu, Golden, testing::ValuesIn(all_params("exps_cpu")), param_name);
+// A type the GPU cannot take falls back to the CPU, tensor by tensor.
+INSTANTIATE_TEST_SUITE_P(GpuQ6kCpu, Golden, testing::ValuesIn(all_params("q6k_cpu")), param_name);
 
 // The real stories260K model must continue the prompt with exactly the golden greedy tokens.
 class GoldenGreedy : public testing::TestWithParam<std::tuple<std::string, bool, std::string>> {};

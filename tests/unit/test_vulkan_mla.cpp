@@ -196,7 +196,8 @@ protected:
     // One batched product per layout (stacked blocks: row0 0, stride = rows; interleaved: the
     // value half of wkv_b, row0 a, stride a + rows) and column count; returns the worst NMSE.
     // With exact_dispatches, checks one dispatch per group of 8 columns (an unsplit matrix).
-    static double check_batched(vk::Context& ctx, DType t, int64_t n_in, bool exact_dispatches, uint64_t seed) {
+    static double check_batched(vk::Context& ctx, DType t, int64_t n_in, bool exact_dispatches,
+                                uint64_t seed) {
         const int64_t H = 16;
         struct Layout {
             int64_t row0, rows, stride;
@@ -211,7 +212,8 @@ protected:
                 const std::vector<float> x = rng.vec((size_t)(H * nc * n_in));
                 vk::Buffer bx = to_device(ctx, x);
                 // y prefilled with NaN: every output must be written.
-                const std::vector<float> nan((size_t)(H * nc * lo.rows), std::numeric_limits<float>::quiet_NaN());
+                const std::vector<float> nan((size_t)(H * nc * lo.rows),
+                                             std::numeric_limits<float>::quiet_NaN());
                 vk::Buffer by = to_device(ctx, nan);
                 vk::Sequence seq(ctx);
                 vk::mul_mat_batched(seq, w, lo.row0, lo.rows, lo.stride, H, bx.view(), nc, by.view());
@@ -232,7 +234,8 @@ protected:
     static void batched_type(DType t) {
         const bool is_float = t == DType::F32 || t == DType::F16;
         const double e = check_batched(*ctx_, t, is_float ? 97 : 256, true, 5);
-        printf("[ nmse     ] mul_mat_batched %s: worst %.3g (bound %.0e)\n", yiti::dtype_name(t), e, kMulMatNmse);
+        printf("[ nmse     ] mul_mat_batched %s: worst %.3g (bound %.0e)\n", yiti::dtype_name(t), e,
+               kMulMatNmse);
     }
 
     static void attention_case(DType type);
@@ -313,7 +316,8 @@ void VulkanMla::attention_case(DType type) {
         const double es = nmse(g, std::vector<double>(ref.begin() + b, ref.begin() + b + n));
         EXPECT_LE(es, kMlaAttentionNmse) << yiti::dtype_name(type) << " sequence " << s;
     }
-    printf("[ nmse     ] MLA attention %s: %.3g (bound %.0e)\n", yiti::dtype_name(type), e, kMlaAttentionNmse);
+    printf("[ nmse     ] MLA attention %s: %.3g (bound %.0e)\n", yiti::dtype_name(type), e,
+           kMlaAttentionNmse);
     for (auto& s : kvs) cache.release(s);
 }
 
@@ -365,15 +369,15 @@ TEST_F(VulkanMla, CopyStrided) {
     const int64_t H = 5, n = 3, n_nope = 24, n_rot = 8, Dk = n_nope + n_rot, R = 40, Lq = R + n_rot;
     struct Case {
         const char* what;
-        int64_t src_n, dst_n;     // buffer sizes (floats)
-        int64_t src_at, dst_at;   // view offsets (floats)
+        int64_t src_n, dst_n;    // buffer sizes (floats)
+        int64_t src_at, dst_at;  // view offsets (floats)
         int64_t n0, n1, len, src_s0, src_s1, dst_s0, dst_s1;
     };
     const std::vector<Case> cases = {
         {"gather q_nope", n * H * Dk, H * n * n_nope, 0, 0, H, n, n_nope, Dk, H * Dk, n * n_nope, n_nope},
         {"rope parts", n * H * Dk, n * H * Lq, n_nope, R, n, H, n_rot, H * Dk, Dk, H * Lq, Lq},
-        {"scatter values", H * n * n_nope + 3, n * H * n_nope + 5, 3, 5, H, n, n_nope, n * n_nope, n_nope, n_nope,
-         H * n_nope},
+        {"scatter values", H * n * n_nope + 3, n * H * n_nope + 5, 3, 5, H, n, n_nope, n * n_nope, n_nope,
+         n_nope, H * n_nope},
         {"broadcast", 17 + 1, 4 * 17 + 1, 1, 1, 4, 1, 17, 0, 0, 17, 0},
         {"contiguous", 100003, 100003 + 7, 0, 7, 1, 1, 100003, 0, 0, 0, 0},
     };
@@ -393,8 +397,9 @@ TEST_F(VulkanMla, CopyStrided) {
                     want[i][(size_t)(c.dst_at + i0 * c.dst_s0 + i1 * c.dst_s1 + e)] =
                         src[(size_t)(c.src_at + i0 * c.src_s0 + i1 * c.src_s1 + e)];
         const vk::BufferView sv = keep[keep.size() - 2].view(), dv = keep.back().view();
-        vk::copy_strided(seq, sv.sub(c.src_at * 4, sv.size - c.src_at * 4), dv.sub(c.dst_at * 4, dv.size - c.dst_at * 4),
-                         c.n0, c.n1, c.len, c.src_s0, c.src_s1, c.dst_s0, c.dst_s1);
+        vk::copy_strided(seq, sv.sub(c.src_at * 4, sv.size - c.src_at * 4),
+                         dv.sub(c.dst_at * 4, dv.size - c.dst_at * 4), c.n0, c.n1, c.len, c.src_s0, c.src_s1,
+                         c.dst_s0, c.dst_s1);
         got[i].resize(want[i].size());
         seq.download(dv, got[i].data(), got[i].size() * 4);
     }
@@ -552,7 +557,8 @@ TEST_F(VulkanMla, AbsorbedAttentionComposed) {
             float* dst = &qa[(size_t)((r * H + h) * Lq)];
             for (int64_t j = 0; j < R; ++j) {
                 double s = 0;
-                for (int64_t i = 0; i < n_nope; ++i) s += (double)wk.deq[(size_t)((h * R + j) * n_nope + i)] * qh[i];
+                for (int64_t i = 0; i < n_nope; ++i)
+                    s += (double)wk.deq[(size_t)((h * R + j) * n_nope + i)] * qh[i];
                 dst[j] = (float)s;
             }
             for (int64_t d = 0; d < n_rot; ++d) dst[R + d] = qh[n_nope + d];
@@ -572,17 +578,20 @@ TEST_F(VulkanMla, AbsorbedAttentionComposed) {
     // The device.
     vk::Matrix wk_d = vk::upload_matrix(*ctx_, wk.tensor), wkv_d = vk::upload_matrix(*ctx_, wkv.tensor);
     vk::Buffer bq = to_device(*ctx_, q);
-    vk::Buffer qn = ctx_->alloc((size_t)(H * n * n_nope) * 4, "q_nope"), qo = ctx_->alloc((size_t)(H * n * R) * 4, "q_abs");
-    vk::Buffer bqa = ctx_->alloc((size_t)(n * H * Lq) * 4, "qa"), bol = ctx_->alloc((size_t)(n * H * R) * 4, "ol");
-    vk::Buffer in = ctx_->alloc((size_t)(H * n * R) * 4, "in"), out = ctx_->alloc((size_t)(H * n * Dv) * 4, "out");
+    vk::Buffer qn = ctx_->alloc((size_t)(H * n * n_nope) * 4, "q_nope"),
+               qo = ctx_->alloc((size_t)(H * n * R) * 4, "q_abs");
+    vk::Buffer bqa = ctx_->alloc((size_t)(n * H * Lq) * 4, "qa"),
+               bol = ctx_->alloc((size_t)(n * H * R) * 4, "ol");
+    vk::Buffer in = ctx_->alloc((size_t)(H * n * R) * 4, "in"),
+               out = ctx_->alloc((size_t)(H * n * Dv) * 4, "out");
     vk::Buffer attn = ctx_->alloc((size_t)(n * H * Dv) * 4, "attn");
     vk::Buffer bm = ctx_->alloc(vk::attention_meta_words(seqs, lay.block_size) * 4, "meta");
     const uint32_t d0 = seq.n_dispatches();
     vk::copy_strided(seq, bq.view(), qn.view(), H, n, n_nope, Dk, H * Dk, n * n_nope, n_nope);
     vk::mul_mat_batched(seq, wk_d, 0, R, R, H, qn.view(), n, qo.view());
     vk::copy_strided(seq, qo.view(), bqa.view(), H, n, R, n * R, R, Lq, H * Lq);
-    vk::copy_strided(seq, bq.view().sub(n_nope * 4, bq.size() - n_nope * 4), bqa.view().sub(R * 4, bqa.size() - R * 4),
-                     n, H, n_rot, H * Dk, Dk, H * Lq, Lq);
+    vk::copy_strided(seq, bq.view().sub(n_nope * 4, bq.size() - n_nope * 4),
+                     bqa.view().sub(R * 4, bqa.size() - R * 4), n, H, n_rot, H * Dk, Dk, H * Lq, Lq);
     vk::attention(seq, ap, st, 0, seqs, bqa.view(), bol.view(), bm.view());
     vk::copy_strided(seq, bol.view(), in.view(), H, n, R, R, H * R, n * R, R);
     vk::mul_mat_batched(seq, wkv_d, n_nope, Dv, n_nope + Dv, H, in.view(), n, out.view());

@@ -441,6 +441,31 @@ TEST_F(VulkanMoe, MulMatIdQ6_K) {
 TEST_F(VulkanMoe, MulMatIdIQ4_XS) {
     mul_mat_id_type(DType::IQ4_XS);
 }
+// The other weight types (every shader variant).
+TEST_F(VulkanMoe, MulMatIdBF16) {
+    mul_mat_id_type(DType::BF16);
+}
+TEST_F(VulkanMoe, MulMatIdQ4_1) {
+    mul_mat_id_type(DType::Q4_1);
+}
+TEST_F(VulkanMoe, MulMatIdQ5_0) {
+    mul_mat_id_type(DType::Q5_0);
+}
+TEST_F(VulkanMoe, MulMatIdQ5_1) {
+    mul_mat_id_type(DType::Q5_1);
+}
+TEST_F(VulkanMoe, MulMatIdIQ4_NL) {
+    mul_mat_id_type(DType::IQ4_NL);
+}
+TEST_F(VulkanMoe, MulMatIdQ2_K) {
+    mul_mat_id_type(DType::Q2_K);
+}
+TEST_F(VulkanMoe, MulMatIdQ3_K) {
+    mul_mat_id_type(DType::Q3_K);
+}
+TEST_F(VulkanMoe, MulMatIdQ5_K) {
+    mul_mat_id_type(DType::Q5_K);
+}
 
 // ------------------------------------------------------------------ moe_combine
 
