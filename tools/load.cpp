@@ -1,11 +1,14 @@
 #include "load.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 
 namespace yiti::cli {
 
 model::LoadOptions load_options(const PlacementFlags& pf) {
     model::LoadOptions o;
+    o.progress = isatty(2);
     o.placement.n_gpu_layers = pf.n_gpu_layers;
     for (auto& ot : pf.overrides) o.placement.overrides.push_back(runtime::parse_tensor_override(ot));
     if (!pf.devices.empty()) o.placement.devices = runtime::parse_device_list(pf.devices);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
@@ -47,6 +48,10 @@ std::unique_ptr<Model> load_model_impl(const std::string& path, const LoadOption
     for (auto& a : k_archs)
         if (*arch == a.name) {
             std::unique_ptr<Model> m = a.make(f, opt);
+            if (m->progress_ && m->progress_shown_ >= 0 && m->progress_shown_ < 100) {
+                m->progress_done_ = m->progress_total_;
+                m->note_progress("");
+            }
             m->pack_pool_.reset();
             return m;
         }
@@ -70,6 +75,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
 }
 
 Model::Model(std::shared_ptr<gguf::File> file, const LoadOptions& opt) : file_(std::move(file)) {
+    progress_ = opt.progress;
+    for (auto& t : file_->tensors()) progress_total_ += t.size;
     const runtime::PlacementOptions& po = opt.placement;
     if (po.n_gpu_layers <= 0 && po.overrides.empty() && po.devices.empty()) {
         // Everything on the CPU: the table without asking the GPUs.
@@ -236,7 +243,24 @@ Model::Placement Model::placement(const std::string& name) const {
     return it == placement_.end() ? Placement{} : it->second;
 }
 
+void Model::note_progress(const std::string& name) {
+    if (!progress_ || progress_total_ == 0) return;
+    if (const gguf::TensorInfo* ti = file_->find_tensor(name)) progress_done_ += ti->size;
+    const int pct = (int)(100 * std::min(progress_done_, progress_total_) / progress_total_);
+    if (pct == progress_shown_) return;
+    progress_shown_ = pct;
+    fprintf(stderr, "\rloading %s: %3d%% (%s of %s)%s", file_->path().c_str(), pct,
+            runtime::human_bytes((double)progress_done_).c_str(), runtime::human_bytes((double)progress_total_).c_str(),
+            pct >= 100 ? "\n" : "");
+    fflush(stderr);
+}
+
 Tensor Model::tensor(const std::string& name, std::vector<int64_t> shape, bool required) {
+    struct Noted {
+        Model* m;
+        const std::string& name;
+        ~Noted() { m->note_progress(name); }
+    } noted{this, name};
     const gguf::TensorInfo* ti = file_->find_tensor(name);
     if (!ti) {
         if (required)

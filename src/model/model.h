@@ -86,6 +86,8 @@ enum class AttnForm { Auto, Absorbed, Expanded };
 struct LoadOptions {
     // Where the tensors go (-ngl, -ot, --device); the default keeps everything on the CPU.
     runtime::PlacementOptions placement;
+    // A progress line on stderr while the weights are prepared (repacked, uploaded).
+    bool progress = false;
 };
 
 class Model {
@@ -197,6 +199,11 @@ private:
     runtime::PlacementPlan plan_;
     std::map<std::string, Device> device_of_;  // from plan_: tensors not on the CPU
     std::vector<std::string> warnings_;
+    // Loading progress (LoadOptions::progress): bytes of the file's tensors bound so far.
+    void note_progress(const std::string& name);
+    bool progress_ = false;
+    uint64_t progress_done_ = 0, progress_total_ = 0;
+    int progress_shown_ = -1;
     // Prepares t for `device`; false (t unchanged) when that device cannot take it.
     bool prepare_on(Tensor& t, const Device& device);
     std::map<std::string, Placement> placement_;

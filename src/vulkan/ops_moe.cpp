@@ -22,13 +22,13 @@ constexpr uint32_t k_id_rows = 2;         // moe_mul_mv: weight rows per workgro
 constexpr uint32_t k_combine_threads = 256;
 
 struct RoutePush {
-    uint32_t n_tok, n_expert, k, sigmoid, renorm, has_bias, n_groups, n_groups_used, logits_off, bias_off, ids_off,
-        w_off;
+    uint32_t n_tok, n_expert, k, sigmoid, renorm, has_bias, n_groups, n_groups_used, logits_off, bias_off,
+        ids_off, w_off;
     float scale;
 };
 struct MulIdPush {
-    uint32_t ne0, n_out, n_pairs, row_groups, e0, n_experts, k, slot0, per_slot, w_off, w_stride, ids_off, x_off,
-        y_off;
+    uint32_t ne0, n_out, n_pairs, row_groups, e0, n_experts, k, slot0, per_slot, w_off, w_stride, ids_off,
+        x_off, y_off;
 };
 struct CombinePush {
     uint32_t n, n_tok, k, accumulate, y_off, w_off, out_off;
@@ -39,8 +39,9 @@ struct CombinePush {
 int64_t per_binding(const Context& ctx, uint64_t item_bytes, const char* what) {
     const int64_t n = (int64_t)items_per_binding(ctx, item_bytes);
     if (n < 1)
-        throw Error(strprintf("%s: %s (%llu bytes) does not fit one binding (%llu bytes)", ctx.name().c_str(), what,
-                              (unsigned long long)item_bytes, (unsigned long long)ctx.limits().max_storage_range));
+        throw Error(strprintf("%s: %s (%llu bytes) does not fit one binding (%llu bytes)", ctx.name().c_str(),
+                              what, (unsigned long long)item_bytes,
+                              (unsigned long long)ctx.limits().max_storage_range));
     return n;
 }
 
@@ -65,8 +66,9 @@ Experts upload_experts(Context& ctx, const Tensor& w) {
     const uint64_t limit = std::min(ctx.limits().max_storage_range, ctx.limits().max_alloc);
     const int64_t per_piece = std::min<int64_t>(x.n_expert, (int64_t)(limit / x.expert_bytes));
     if (per_piece < 1)
-        throw Error(strprintf("%s: an expert of '%s' (%zu bytes) exceeds the storage-buffer range (%llu bytes)",
-                              ctx.name().c_str(), w.name.c_str(), x.expert_bytes, (unsigned long long)limit));
+        throw Error(
+            strprintf("%s: an expert of '%s' (%zu bytes) exceeds the storage-buffer range (%llu bytes)",
+                      ctx.name().c_str(), w.name.c_str(), x.expert_bytes, (unsigned long long)limit));
     std::vector<uint8_t> packed;
     for (int e0 = 0; e0 < x.n_expert; e0 += (int)per_piece) {
         Experts::Piece p;
@@ -90,8 +92,8 @@ Experts upload_experts(Context& ctx, const Tensor& w) {
     return x;
 }
 
-void route(Sequence& seq, const RouteParams& rp, const BufferView& logits, const BufferView* bias, int64_t n_tok,
-           int n_expert, const BufferView& ids, const BufferView& weights) {
+void route(Sequence& seq, const RouteParams& rp, const BufferView& logits, const BufferView* bias,
+           int64_t n_tok, int n_expert, const BufferView& ids, const BufferView& weights) {
     Context& ctx = seq.context();
     YITI_ASSERT(n_tok > 0 && rp.k > 0 && rp.k <= n_expert);
     if (n_expert > k_route_max_expert || rp.k > k_route_max_k)
@@ -139,15 +141,16 @@ void mul_mat_id(Sequence& seq, const Experts& w, const BufferView& x, bool x_per
     YITI_ASSERT(n_tok > 0 && k > 0);
     const int64_t n_pairs = n_tok * k;
     const uint64_t x_row = (uint64_t)w.n_in * 4, y_row = (uint64_t)w.n_out * 4;
-    YITI_ASSERT(x.size >= (uint64_t)(x_per_slot ? n_pairs : n_tok) * x_row && y.size >= (uint64_t)n_pairs * y_row &&
-                ids.size >= (uint64_t)n_pairs * 4);
+    YITI_ASSERT(x.size >= (uint64_t)(x_per_slot ? n_pairs : n_tok) * x_row &&
+                y.size >= (uint64_t)n_pairs * y_row && ids.size >= (uint64_t)n_pairs * 4);
     YITI_ASSERT(x.offset % 4 == 0 && y.offset % 4 == 0 && ids.offset % 4 == 0);
     // Pairs per dispatch: their y rows, ids and x rows each fit one binding. With a shared x, c
     // pairs from any slot on span at most (c - 1) / k + 2 tokens: c = (T - 1) k + 1 pairs span at
     // most T tokens.
     const int64_t x_items = per_binding(ctx, x_row, "an activation row of an expert product");
-    int64_t per = std::min({per_binding(ctx, y_row, "an output row of an expert product"),
-                            per_binding(ctx, 4, "an expert id"), x_per_slot ? x_items : (x_items - 1) * k + 1});
+    int64_t per =
+        std::min({per_binding(ctx, y_row, "an output row of an expert product"),
+                  per_binding(ctx, 4, "an expert id"), x_per_slot ? x_items : (x_items - 1) * k + 1});
     // The grid (pairs x row groups) stays within 65535 x 65535 workgroups.
     const int64_t row_groups = (w.n_out + k_id_rows - 1) / k_id_rows;
     per = std::min<int64_t>(per, (int64_t)ctx.max_group_count_x() * 65535 / row_groups);
@@ -159,7 +162,8 @@ void mul_mat_id(Sequence& seq, const Experts& w, const BufferView& x, bool x_per
         const int64_t nq = std::min(per, n_pairs - q0);
         const Binding bi = seq.bind(ids.sub((uint64_t)q0 * 4, (uint64_t)nq * 4), Access::Read);
         const int64_t xr0 = x_per_slot ? q0 : q0 / k, xr1 = x_per_slot ? q0 + nq : (q0 + nq - 1) / k + 1;
-        const Binding bx = seq.bind(x.sub((uint64_t)xr0 * x_row, (uint64_t)(xr1 - xr0) * x_row), Access::Read);
+        const Binding bx =
+            seq.bind(x.sub((uint64_t)xr0 * x_row, (uint64_t)(xr1 - xr0) * x_row), Access::Read);
         const Binding by = seq.bind(y.sub((uint64_t)q0 * y_row, (uint64_t)nq * y_row), Access::Write);
         for (const Experts::Piece& piece : w.pieces) {
             const Binding bw = seq.bind(piece.buf.view(), Access::Read);
@@ -185,8 +189,8 @@ void mul_mat_id(Sequence& seq, const Experts& w, const BufferView& x, bool x_per
     }
 }
 
-void moe_combine(Sequence& seq, const BufferView& y, const BufferView& weights, int64_t n_tok, int k, int64_t n,
-                 const BufferView& out, bool accumulate) {
+void moe_combine(Sequence& seq, const BufferView& y, const BufferView& weights, int64_t n_tok, int k,
+                 int64_t n, const BufferView& out, bool accumulate) {
     Context& ctx = seq.context();
     YITI_ASSERT(n_tok > 0 && k > 0 && n > 0);
     const uint64_t y_row = (uint64_t)k * n * 4, o_row = (uint64_t)n * 4, w_row = (uint64_t)k * 4;
@@ -202,8 +206,9 @@ void moe_combine(Sequence& seq, const BufferView& y, const BufferView& weights, 
         const Binding bw = seq.bind(weights.sub(t0 * w_row, nt * w_row), Access::Read);
         const Binding bo =
             seq.bind(out.sub(t0 * o_row, nt * o_row), accumulate ? Access::ReadWrite : Access::Write);
-        CombinePush pc{u32(n),           u32(nt),          (uint32_t)k,      accumulate,
-                       by.shift_elems(4), bw.shift_elems(4), bo.shift_elems(4)};
+        CombinePush pc{u32(n),           u32(nt),           (uint32_t)k,
+                       accumulate,       by.shift_elems(4), bw.shift_elems(4),
+                       bo.shift_elems(4)};
         uint32_t gx, gy;
         seq.grid(((uint64_t)nt * n + k_combine_threads - 1) / k_combine_threads, &gx, &gy);
         seq.dispatch(p, {by, bw, bo}, &pc, sizeof pc, gx, gy);

@@ -68,8 +68,8 @@ struct RouteParams {
 
 // logits: [n_tok][n_expert] F32; bias: [n_expert] F32 or null; ids: [n_tok][k] int32 and
 // weights: [n_tok][k] F32, written. One workgroup per token.
-void route(Sequence& seq, const RouteParams& rp, const BufferView& logits, const BufferView* bias, int64_t n_tok,
-           int n_expert, const BufferView& ids, const BufferView& weights);
+void route(Sequence& seq, const RouteParams& rp, const BufferView& logits, const BufferView* bias,
+           int64_t n_tok, int n_expert, const BufferView& ids, const BufferView& weights);
 
 // The chosen experts' products: for each token t < n_tok and slot j < k,
 //   y[t][j][:] = W[ids[t][j]] · x_row,  x_row = x[t] (x: [n_tok][n_in]) when !x_per_slot,
@@ -79,14 +79,17 @@ void route(Sequence& seq, const RouteParams& rp, const BufferView& logits, const
 // weights.glsl forms them, F32 dot products. One workgroup per (token, slot) and 2 rows, so each
 // chosen expert is read once per slot that chose it: made for decode (a few tokens, reading only
 // the chosen experts); for prompt batches it is correct but reads each expert once per token that
-// chose it (a grouped-by-expert tiled kernel is still to come).
+// chose it (a grouped-by-expert tiled kernel is still to come). Dispatches per piece of W and per
+// group of pairs whose ids, x rows and y rows each fit one binding (Error when one row does not);
+// the pieces' dispatches write disjoint rows of y, yet the sequence orders them by barriers (it
+// sees one written range).
 void mul_mat_id(Sequence& seq, const Experts& w, const BufferView& x, bool x_per_slot, const BufferView& ids,
                 int64_t n_tok, int k, const BufferView& y);
 
 // out[t][i] = (accumulate ? out[t][i] : 0) + sum_j weights[t][j] * y[t][j][i], the sum in slot
 // order j = 0 .. k-1 (one fma per term), for t < n_tok, i < n: y is [n_tok][k][n], weights
 // [n_tok][k], out [n_tok][n] F32. out must not overlap y or weights.
-void moe_combine(Sequence& seq, const BufferView& y, const BufferView& weights, int64_t n_tok, int k, int64_t n,
-                 const BufferView& out, bool accumulate);
+void moe_combine(Sequence& seq, const BufferView& y, const BufferView& weights, int64_t n_tok, int k,
+                 int64_t n, const BufferView& out, bool accumulate);
 
 }  // namespace yiti::vk
