@@ -30,4 +30,8 @@ scripts/fuzz_gguf.sh "${YITI_FUZZ_SECONDS:-60}" build-fuzz
 if [ -d tests/e2e ] && ls tests/e2e/test_*.py >/dev/null 2>&1; then
   echo "== end-to-end tests"
   python3 -m pytest -q tests/e2e
+  if [ -f "$lvp_icd" ]; then
+    echo "== end-to-end tests with the model on the GPU (lavapipe)"
+    env VK_ICD_FILENAMES="$lvp_icd" YITI_E2E_SERVE_ARGS="--device vulkan0 -ngl 99" python3 -m pytest -q tests/e2e
+  fi
 fi
