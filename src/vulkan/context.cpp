@@ -143,10 +143,42 @@ std::unique_ptr<Context> Context::create(int index, const ContextOptions& opt) {
     s16.storageBuffer16BitAccess = VK_TRUE;
     auto f2 = make<VkPhysicalDeviceFeatures2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2);
     f2.pNext = &s16;
+    // Packed integer dot products (the int8 products, ops_int8.h): enabled wherever the device has
+    // them, core in Vulkan 1.3, else through VK_KHR_shader_integer_dot_product.
+    std::vector<const char*> extensions;
+    auto dotf = make<VkPhysicalDeviceShaderIntegerDotProductFeatures>(
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES);
+    {
+        const uint32_t api = std::min(props.apiVersion, c->instance_->api_version());
+        uint32_t n_ext = 0;
+        fi.vkEnumerateDeviceExtensionProperties(c->physical_, nullptr, &n_ext, nullptr);
+        std::vector<VkExtensionProperties> exts(n_ext);
+        if (n_ext) fi.vkEnumerateDeviceExtensionProperties(c->physical_, nullptr, &n_ext, exts.data());
+        exts.resize(n_ext);
+        const char* dot_ext = "VK_KHR_shader_integer_dot_product";
+        const bool dot_core = api >= VK_API_VERSION_1_3;
+        const bool dot_listed = std::any_of(exts.begin(), exts.end(), [&](const VkExtensionProperties& e) {
+            return strcmp(e.extensionName, dot_ext) == 0;
+        });
+        if (dot_core || dot_listed) {
+            auto q = make<VkPhysicalDeviceFeatures2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2);
+            q.pNext = &dotf;
+            fi.vkGetPhysicalDeviceFeatures2(c->physical_, &q);
+            dotf.pNext = nullptr;
+            if (dotf.shaderIntegerDotProduct) {
+                c->int8_dot_ = true;
+                dotf.shaderIntegerDotProduct = VK_TRUE;
+                s16.pNext = &dotf;
+                if (!dot_core) extensions.push_back(dot_ext);
+            }
+        }
+    }
     auto dci = make<VkDeviceCreateInfo>(VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO);
     dci.pNext = &f2;
     dci.queueCreateInfoCount = 1;
     dci.pQueueCreateInfos = &qci;
+    dci.enabledExtensionCount = (uint32_t)extensions.size();
+    dci.ppEnabledExtensionNames = extensions.empty() ? nullptr : extensions.data();
     r = fi.vkCreateDevice(c->physical_, &dci, nullptr, &c->device_);
     if (r != VK_SUCCESS) {
         c->device_ = VK_NULL_HANDLE;

@@ -128,6 +128,11 @@ public:
     // Bindings start at multiples of this (minStorageBufferOffsetAlignment, at least 16).
     uint64_t binding_alignment() const { return binding_align_; }
     uint32_t max_group_count_x() const { return max_groups_x_; }
+    // Whether shaders may use the 4x8-bit packed integer dot products (OpSDot, SPV_KHR_integer_dot_product):
+    // the device has shaderIntegerDotProduct (Vulkan 1.3 or VK_KHR_shader_integer_dot_product) and
+    // the context enabled it. Whether they are fast there is desc().int8_dot (lavapipe has them,
+    // not accelerated).
+    bool int8_dot() const { return int8_dot_; }
 
     // Device-local memory of `bytes` (at most limits().max_alloc); `what` names it in errors.
     Buffer alloc(uint64_t bytes, const char* what);
@@ -181,6 +186,7 @@ private:
     Limits limits_;
     uint64_t binding_align_ = 16;
     uint32_t max_groups_x_ = 65535;
+    bool int8_dot_ = false;
     VkPhysicalDeviceMemoryProperties mem_props_{};
     VkDevice device_ = VK_NULL_HANDLE;
     DeviceFunctions fd_;

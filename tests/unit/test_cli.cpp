@@ -108,6 +108,35 @@ TEST(Cli, InfoPlacementTable) {
     EXPECT_NE(r.out.find("bytes per device:\n  cpu        7.41 MiB"), std::string::npos) << r.out;
 }
 
+bool have_vulkan0() {
+    Proc r = sh(bin() + " devices 2>/dev/null");
+    return r.rc == 0 && r.out.find("\nvulkan0 ") != std::string::npos;
+}
+
+// The commands with the model on the GPU (lavapipe in CI): the start-up line says where it went,
+// the greedy text is the golden one, and a decode step fully on the GPU syncs with the host once.
+TEST(Cli, RunAndBenchOnTheGpu) {
+    NEED_BIN();
+    if (!have_vulkan0()) GTEST_SKIP() << "no Vulkan device";
+    const std::string m = " -m " + k_shared + "/models/stories260K.gguf";
+    Proc cpu = sh(bin() + " run" + m + " -p 'Lily went to the park' -n 24 --temp 0 2>/dev/null");
+    Proc gpu = sh(bin() + " run" + m + " -p 'Lily went to the park' -n 24 --temp 0 --device vulkan0 -ngl 99 2>&1 >/dev/null");
+    ASSERT_EQ(gpu.rc, 0) << gpu.out;
+    EXPECT_NE(gpu.out.find("model placed: cpu "), std::string::npos) << gpu.out;
+    EXPECT_NE(gpu.out.find(", vulkan0 "), std::string::npos) << gpu.out;
+    Proc text = sh(bin() + " run" + m + " -p 'Lily went to the park' -n 24 --temp 0 --device vulkan0 -ngl 99 2>/dev/null");
+    EXPECT_EQ(text.out, cpu.out);
+    Proc b = sh(bin() + " bench" + m + " -p 16 -n 8 -r 1 --no-membw --json --device vulkan0 -ngl 99 2>/dev/null");
+    ASSERT_EQ(b.rc, 0) << b.out;
+    const size_t tg = b.out.find("\"test\": \"tg8\"");
+    ASSERT_NE(tg, std::string::npos) << b.out;
+    const std::string line = b.out.substr(tg, b.out.find('\n', tg) - tg);
+    EXPECT_NE(line.find("\"syncs_per_token\": 1.0000"), std::string::npos) << line;
+    EXPECT_NE(line.find("\"submits_per_token\": 1.0000"), std::string::npos) << line;
+    // The logits come back (the vocabulary's 512 floats), nothing else.
+    EXPECT_NE(line.find("\"d2h_bytes_per_token\": 2048.0"), std::string::npos) << line;
+}
+
 TEST(Cli, TemplateRendersChatML) {
     NEED_BIN();
     const auto dir = std::filesystem::temp_directory_path() / ("yiti-tpl-" + std::to_string(getpid()));
@@ -159,6 +188,11 @@ TEST(Cli, ImpossibleFlagsAreClearErrors) {
         {"info" + m + " --placement -ot nothing_like_this=cpu", 1, "matches no tensor of this model"},
         {"info" + m + " --placement -ot _exps", 1, "REGEX=DEVICE"},
         {"info" + m + " --placement -ot 'blk=gpu7'", 1, "the device 'gpu7'"},
+        {"run" + m + " -p hi -n 2 -ngl 99 --device vulkan99", 1, "the device 'vulkan99', which does not exist here"},
+        {"bench" + m + " -p 8 -n 2 -ot nothing_like_this=cpu", 1, "matches no tensor of this model"},
+        {"chat" + m + " -ot _exps", 1, "REGEX=DEVICE"},
+        {"logits" + m + " --tokens 1 --out /dev/null -ot 'blk=gpu7'", 1, "the device 'gpu7'"},
+        {"serve" + m + " --device ,", 1, "comma-separated list of device ids"},
     };
     for (auto& c : cases) {
         Proc r = sh(bin() + " " + c.args + " 2>&1 >/dev/null");
