@@ -52,6 +52,7 @@ const CpuKernels* cpu_kernels(DType t, Isa isa) {
     if (auto* k = cpu_kernels_float(t, isa)) return k;
     if (auto* k = cpu_kernels_legacy(t, isa)) return k;
     if (auto* k = cpu_kernels_kquants(t, isa)) return k;
+    if (auto* k = cpu_kernels_iquants(t, isa)) return k;
     return nullptr;
 }
 

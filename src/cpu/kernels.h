@@ -38,5 +38,6 @@ inline const CpuKernels* cpu_kernels(DType t) { return cpu_kernels(t, cpu_best_i
 const CpuKernels* cpu_kernels_float(DType t, Isa isa);    // F32, F16, BF16
 const CpuKernels* cpu_kernels_legacy(DType t, Isa isa);   // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL
 const CpuKernels* cpu_kernels_kquants(DType t, Isa isa);  // Q2_K..Q6_K, IQ4_XS
+const CpuKernels* cpu_kernels_iquants(DType t, Isa isa);  // IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S
 
 }  // namespace yiti::cpu

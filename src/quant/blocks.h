@@ -131,4 +131,73 @@ static_assert(sizeof(block_iq4_xs) == 136);
 inline constexpr int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                              1,    13,   25,  38,  53,  69,  89,  113};
 
+// ------------------------------------------------------------------------------------------------
+// The i-quants (grids in quant/iq_grids.h). Every element is (scale of its 16 or 32 elements) times a
+// grid value with a sign; see src/quant/ref_iquants.cpp for the exact decoding of each layout.
+
+// 2.0625 bits per weight. Per 32 elements two uint32: four 8-bit grid indices (iq2xxs_grid), then
+// four 7-bit sign groups and a 4-bit scale in bits 28..31.
+struct block_iq2_xxs {
+    f16_t d;
+    uint16_t qs[QK_K / 8];
+};
+static_assert(sizeof(block_iq2_xxs) == 66);
+
+// 2.3125 bits per weight. Per 8 elements a uint16: 9-bit grid index (iq2xs_grid), 7-bit signs;
+// a 4-bit scale per 16 elements.
+struct block_iq2_xs {
+    f16_t d;
+    uint16_t qs[QK_K / 8];
+    uint8_t scales[QK_K / 32];
+};
+static_assert(sizeof(block_iq2_xs) == 74);
+
+// 2.5625 bits per weight. qs[0..31]: low 8 bits of the 10-bit grid indices (iq2s_grid), qs[32..63]:
+// full 8-bit sign masks; qh: the high 2 bits of the indices; a 4-bit scale per 16 elements.
+struct block_iq2_s {
+    f16_t d;
+    uint8_t qs[QK_K / 4];
+    uint8_t qh[QK_K / 32];
+    uint8_t scales[QK_K / 32];
+};
+static_assert(sizeof(block_iq2_s) == 82);
+
+// 3.0625 bits per weight. qs[0..63]: 8-bit grid indices (iq3xxs_grid, 4 elements each);
+// qs[64..95]: per 32 elements a uint32 of four 7-bit sign groups and a 4-bit scale in bits 28..31.
+struct block_iq3_xxs {
+    f16_t d;
+    uint8_t qs[3 * QK_K / 8];
+};
+static_assert(sizeof(block_iq3_xxs) == 98);
+
+// 3.4375 bits per weight. 9-bit grid indices (iq3s_grid, 4 elements each): low 8 bits in qs, the
+// ninth in qh; full 8-bit sign masks; a 4-bit scale per 32 elements.
+struct block_iq3_s {
+    f16_t d;
+    uint8_t qs[QK_K / 4];
+    uint8_t qh[QK_K / 32];
+    uint8_t signs[QK_K / 8];
+    uint8_t scales[QK_K / 64];
+};
+static_assert(sizeof(block_iq3_s) == 110);
+
+// 1.5625 bits per weight. 11-bit grid indices (iq1s_grid, values -1/0/+1): low 8 bits in qs, high 3
+// bits in qh (per 32 elements a uint16: 4 x 3 index bits, a 3-bit scale in bits 12..14, the sign of
+// the +-1/8 shift in bit 15).
+struct block_iq1_s {
+    f16_t d;
+    uint8_t qs[QK_K / 8];
+    uint16_t qh[QK_K / 32];
+};
+static_assert(sizeof(block_iq1_s) == 50);
+
+// 1.75 bits per weight. As IQ1_S, but the shift sign is per 8 elements and the 3-bit scales per 16;
+// the fp16 super-block scale is spread over the top nibbles of the four uint16 of scales.
+struct block_iq1_m {
+    uint8_t qs[QK_K / 8];
+    uint8_t qh[QK_K / 16];
+    uint8_t scales[QK_K / 32];
+};
+static_assert(sizeof(block_iq1_m) == 56);
+
 }  // namespace yiti

@@ -8,6 +8,7 @@ const RefTraits* ref_traits(DType t) {
     if (auto* r = ref_traits_float(t)) return r;
     if (auto* r = ref_traits_legacy(t)) return r;
     if (auto* r = ref_traits_kquants(t)) return r;
+    if (auto* r = ref_traits_iquants(t)) return r;
     return nullptr;
 }
 

@@ -12,6 +12,7 @@
 //
 //   x:  [n_cols][n_in] F32, column c at x_off + c * x_stride (floats)
 //   xq: column c at q_off + c * q_stride (words)
+#extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;

@@ -1,0 +1,140 @@
+#include "vulkan/ops_int8.h"
+
+#include <algorithm>
+#include <string>
+
+#include "core/error.h"
+#include "vulkan/ops_internal.h"
+
+namespace yiti::vk {
+
+using namespace detail;
+
+namespace {
+
+// Workgroup shapes (specialization constants of the shaders), as mul_mv's.
+constexpr uint32_t k_mvq_threads = 64;  // mul_mvq: threads per workgroup
+constexpr uint32_t k_mvq_rows = 4;      // mul_mvq: weight rows per workgroup
+constexpr uint32_t k_mvq_max_cols = 8;  // mul_mvq: columns per dispatch
+constexpr uint32_t k_quant_threads = 64;
+
+struct QuantizePush {
+    uint32_t n_in, n_cols, x_off, x_stride, q_off, q_stride;
+};
+struct MulQPush {
+    uint32_t ne0, n_rows, n_cols, w_off, w_stride, x_off, x_stride, y_off, y_stride;
+};
+
+uint64_t column_bytes(int64_t n_in) {
+    return (uint64_t)(n_in / k_q8_block) * k_q8_block_bytes;
+}
+
+}  // namespace
+
+bool mul_mat_q8_supported(DType t) {
+    switch (t) {
+        case DType::Q8_0:
+        case DType::Q4_0:
+        case DType::Q4_1:
+        case DType::Q5_0:
+        case DType::Q5_1:
+        case DType::IQ4_NL:
+        case DType::Q2_K:
+        case DType::Q3_K:
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K:
+        case DType::IQ4_XS:
+            return true;
+        default:
+            return false;
+    }
+}
+
+uint64_t quantized_bytes(int64_t n_in, int64_t n_cols) {
+    YITI_ASSERT(n_in > 0 && n_in % k_q8_block == 0 && n_cols >= 0);
+    return column_bytes(n_in) * (uint64_t)n_cols;
+}
+
+bool q8_uses_packed_dot(const Context& ctx) {
+    return ctx.desc().int8_dot && ctx.int8_dot();
+}
+
+void quantize_q8(Sequence& seq, const BufferView& x, int64_t n_in, int64_t n_cols, const BufferView& xq) {
+    Context& ctx = seq.context();
+    YITI_ASSERT(n_in > 0 && n_in % k_q8_block == 0 && n_cols > 0);
+    YITI_ASSERT(x.size >= (uint64_t)n_cols * n_in * 4 && xq.size >= quantized_bytes(n_in, n_cols));
+    YITI_ASSERT(x.offset % 4 == 0 && xq.offset % 4 == 0);
+    const uint64_t col_bytes = column_bytes(n_in);
+    const int64_t cols_per = (int64_t)std::min(items_per_binding(ctx, (uint64_t)n_in * 4),
+                                               items_per_binding(ctx, col_bytes));
+    if (cols_per < 1)
+        throw Error(strprintf("%s: an activation column of %lld values does not fit one binding (%llu bytes)",
+                              ctx.name().c_str(), (long long)n_in,
+                              (unsigned long long)ctx.limits().max_storage_range));
+    const Pipeline& p = ctx.pipeline({"quantize_q8", 2, sizeof(QuantizePush), {k_quant_threads}});
+    const int64_t nb = n_in / k_q8_block;
+    for (int64_t c0 = 0; c0 < n_cols; c0 += cols_per) {
+        const int64_t nc = std::min(cols_per, n_cols - c0);
+        const Binding bx = seq.bind(x.sub((uint64_t)c0 * n_in * 4, (uint64_t)nc * n_in * 4), Access::Read);
+        const Binding bq = seq.bind(xq.sub((uint64_t)c0 * col_bytes, (uint64_t)nc * col_bytes), Access::Write);
+        QuantizePush pc{u32(n_in), u32(nc), bx.shift_elems(4), u32(n_in), bq.shift_elems(4), u32((int64_t)col_bytes / 4)};
+        uint32_t gx, gy;
+        seq.grid(((uint64_t)nb * nc + k_quant_threads - 1) / k_quant_threads, &gx, &gy);
+        seq.dispatch(p, {bx, bq}, &pc, sizeof pc, gx, gy);
+    }
+}
+
+void mul_mat_q8(Sequence& seq, const Matrix& w, const BufferView& xq, int64_t n_cols, const BufferView& y,
+                const MulMatQ8Options& opt) {
+    Context& ctx = seq.context();
+    if (!mul_mat_q8_supported(w.type))
+        throw Error(strprintf("%s: no integer product for weights of type %s", ctx.name().c_str(),
+                              dtype_name(w.type)));
+    YITI_ASSERT(n_cols > 0 && w.n_in % dtype_info(w.type).block_size == 0 && w.n_in % k_q8_block == 0);
+    const uint64_t col_bytes = column_bytes(w.n_in);
+    YITI_ASSERT(xq.size >= col_bytes * n_cols && y.size >= (uint64_t)n_cols * w.n_out * 4);
+    YITI_ASSERT(xq.offset % 4 == 0 && y.offset % 4 == 0);
+    bool packed = opt.dot == Int8Dot::Packed || (opt.dot == Int8Dot::Auto && q8_uses_packed_dot(ctx));
+    if (packed && !ctx.int8_dot())
+        throw Error(strprintf("%s: no integer dot products (shaderIntegerDotProduct)", ctx.name().c_str()));
+    // Columns per dispatch: as many as the xq and y bindings hold (y: the rows of one piece in each
+    // column, n_out apart), at most 8.
+    int64_t cols_per =
+        (int64_t)std::min(items_per_binding(ctx, col_bytes), items_per_binding(ctx, (uint64_t)w.n_out * 4));
+    if (cols_per < 1)
+        throw Error(strprintf("%s: a column of %lld x %lld product does not fit one binding (%llu bytes)",
+                              ctx.name().c_str(), (long long)w.n_out, (long long)w.n_in,
+                              (unsigned long long)ctx.limits().max_storage_range));
+    cols_per = std::min<int64_t>(cols_per, k_mvq_max_cols);
+
+    const std::string shader = std::string("mul_mvq_") + type_suffix(w.type) + (packed ? "_dot" : "");
+    const uint32_t unit = weight_unit_bytes(w.type);
+    for (const Matrix::Piece& piece : w.pieces) {
+        const Binding bw = seq.bind(piece.buf.view(), Access::Read);
+        for (int64_t c0 = 0; c0 < n_cols; c0 += cols_per) {
+            const int64_t nc = std::min(cols_per, n_cols - c0);
+            const Binding bx = seq.bind(xq.sub((uint64_t)c0 * col_bytes, (uint64_t)nc * col_bytes), Access::Read);
+            const uint64_t y_first = (uint64_t)c0 * w.n_out + piece.row0;
+            const uint64_t y_span = (uint64_t)(nc - 1) * w.n_out + piece.n_rows;
+            const Binding by = seq.bind(y.sub(y_first * 4, y_span * 4), Access::Write);
+            MulQPush pc{};
+            pc.ne0 = u32(w.n_in);
+            pc.n_rows = u32(piece.n_rows);
+            pc.n_cols = u32(nc);
+            pc.w_off = bw.shift_elems(unit);
+            pc.w_stride = u32((int64_t)(w.row_bytes / unit));
+            pc.x_off = bx.shift_elems(4);
+            pc.x_stride = u32((int64_t)col_bytes / 4);
+            pc.y_off = by.shift_elems(4);
+            pc.y_stride = u32(w.n_out);
+            const Pipeline& p =
+                ctx.pipeline({shader, 3, sizeof(MulQPush), {k_mvq_threads, (uint32_t)nc, k_mvq_rows}});
+            uint32_t gx, gy;
+            seq.grid((piece.n_rows + k_mvq_rows - 1) / k_mvq_rows, &gx, &gy);
+            seq.dispatch(p, {bw, bx, by}, &pc, sizeof pc, gx, gy);
+        }
+    }
+}
+
+}  // namespace yiti::vk

@@ -1,0 +1,477 @@
+// Tests of the Vulkan integer products (vulkan/ops_int8.h): quantize_q8's activation format and
+// mul_mat_q8 for every weight type it takes, 1, 3, 8 and 9 columns, row counts that are not a
+// multiple of the kernel's 4 rows per workgroup, short rows (8 blocks: most threads idle) and long
+// ones (K = 4096: two blocks per thread), split bindings. Both kernels run where the device has the
+// integer dot product feature (lavapipe has it, not accelerated): the packed one (OpSDot) must give
+// the unpacked one's floats bit for bit, so the algorithm CI tests is the one a GPU runs.
+//
+// The device: YITI_TEST_VK_DEVICE or the first usable Vulkan device, as test_vulkan_ops.cpp; the
+// tests skip without one.
+//
+// Error bounds (NMSE = sum (got - ref)^2 / sum ref^2 over all outputs of a case):
+//  * kEmulNmse = 1e-9 against the product, in double, of the reference dequantization of W
+//    (quant::dequantize_row_ref) with the activation the GPU quantized (q * d, read back): what the
+//    kernel computes, in other roundings. The integer sums are exact; what is left is the F32
+//    roundings of D * (sc dot) + M * (mn sum) per block (a few u = 2^-24 relative to the larger
+//    term), the reference's own roundings of each dequantized weight, and the F32 sum over the
+//    row's blocks (u sqrt(K / 32) relative): NMSE ~1e-13 (measured below 1e-12). Any wrong integer
+//    (a quant, a scale, a min, a sum) in one block in 32 gives far more than 1e-9.
+//  * kF32Nmse = 4e-5 against vk::mul_mat (F32 activations, same weights): the activations' 8-bit
+//    rounding. The test activations are uniform in [-1, 1): a block's scale is d = amax / 127 with
+//    E[amax^2] = 32/34 for 32 values, the rounding error e = x - q d is uniform in [-d/2, d/2], so
+//    E[e^2] = E[d^2] / 12 = (32/34) / (12 * 127^2) = 4.86e-6 against E[x^2] = 1/3: a relative
+//    1.46e-5. An output y = sum_k w_k x_k gets the error sum_k w_k e_k, of variance
+//    sum_k w_k^2 E[e^2] against E[y^2] = sum_k w_k^2 E[x^2] (independent, zero-mean x), so
+//    NMSE ~= 1.46e-5 whatever the weights. The estimate from N = n_out * n_cols >= 33 outputs
+//    scatters by about sqrt(2 / N) <= 25%: the bound leaves 2.7x.
+//  * kCpuNmse = 8e-5 against cpu::matmul with exact = false on the same weights, which quantizes
+//    the activations itself (Q8_0 / Q8_1: blocks of 32 with a half scale; Q8_K for the K-quants and
+//    IQ4_XS: blocks of 256, amax ~1, relative error 1.54e-5). Two 8-bit roundings: their difference
+//    has at most (independent errors, the K-quants) 1.46e-5 + 1.54e-5 = 3.0e-5 (the legacy types,
+//    whose scales differ only by the half's rounding, share most of their quants' roundings and
+//    come lower); fully anti-correlated errors would give 6e-5. The bound leaves 2.7x over the
+//    independent case.
+// Deliberately wrong kernels each test was seen to fail (one per test, patched into the shaders by
+// hand, then reverted), with the NMSE they gave against the emulation / F32 / CPU:
+//    see the comment above each test.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/tensor.h"
+#include "core/threadpool.h"
+#include "cpu/ops.h"
+#include "quant/quant.h"
+#include "runtime/devices.h"
+#ifdef YITI_VULKAN
+#include "vulkan/context.h"
+#include "vulkan/ops.h"
+#include "vulkan/ops_int8.h"
+#include "vulkan/sequence.h"
+#endif
+
+#ifdef YITI_VULKAN
+
+namespace {
+
+using yiti::DType;
+namespace vk = yiti::vk;
+
+constexpr double kEmulNmse = 1e-9;
+constexpr double kF32Nmse = 4e-5;
+constexpr double kCpuNmse = 8e-5;
+
+// Deterministic uniform values in [-1, 1).
+struct Rng {
+    uint64_t s;
+    explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+    uint64_t bits() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        return s;
+    }
+    float next() { return (float)((bits() >> 11) * 0x1p-53 * 2.0 - 1.0); }
+    std::vector<float> vec(size_t n) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = next();
+        return v;
+    }
+};
+
+double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+        const double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) {
+    return std::vector<double>(v.begin(), v.end());
+}
+
+int test_device(std::string* why) {
+    const char* want = getenv("YITI_TEST_VK_DEVICE");
+    if (want && *want) {
+        const auto& d = yiti::runtime::find_device(want);
+        if (d.device.kind != yiti::DeviceKind::Vulkan) {
+            *why = std::string(want) + " is not a Vulkan device";
+            return -1;
+        }
+        return d.device.index;
+    }
+    for (const auto& d : yiti::runtime::list_devices())
+        if (d.device.kind == yiti::DeviceKind::Vulkan && d.unusable.empty()) return d.device.index;
+    *why = "no Vulkan device (" + yiti::runtime::vulkan_unavailable_reason() + ")";
+    return -1;
+}
+
+vk::Buffer to_device(vk::Context& ctx, const std::vector<float>& v) {
+    vk::Buffer b = ctx.alloc(v.size() * 4, "test data");
+    ctx.upload(b.view(), v.data(), v.size() * 4);
+    return b;
+}
+
+// A random weight of type t, [n_out][n_in], as GGUF bytes, and its reference dequantization.
+struct HostWeight {
+    std::vector<uint8_t> bytes;
+    std::vector<float> deq;  // [n_out][n_in]
+    yiti::Tensor tensor;
+};
+
+HostWeight make_weight(DType t, int64_t n_in, int64_t n_out, uint64_t seed) {
+    HostWeight w;
+    Rng rng(seed);
+    const std::vector<float> src = rng.vec((size_t)(n_in * n_out));
+    const size_t rb = yiti::row_size(t, n_in);
+    w.bytes.resize(rb * n_out);
+    w.deq.resize(src.size());
+    for (int64_t r = 0; r < n_out; ++r) {
+        yiti::quant::quantize_row_ref(t, &src[r * n_in], &w.bytes[r * rb], n_in);
+        yiti::quant::dequantize_row_ref(t, &w.bytes[r * rb], &w.deq[r * n_in], n_in);
+    }
+    const int64_t ne[2] = {n_in, n_out};
+    w.tensor = yiti::make_tensor_view("test.weight", t, ne, 2, w.bytes.data());
+    return w;
+}
+
+// y[c][r] = sum_k deq[r][k] x[c][k], in double.
+std::vector<double> ref_mul_mat(const HostWeight& w, int64_t n_in, int64_t n_out, const std::vector<float>& x,
+                                int64_t n_cols) {
+    std::vector<double> y((size_t)(n_cols * n_out));
+    for (int64_t c = 0; c < n_cols; ++c)
+        for (int64_t r = 0; r < n_out; ++r) {
+            double s = 0;
+            for (int64_t k = 0; k < n_in; ++k) s += (double)w.deq[r * n_in + k] * x[c * n_in + k];
+            y[c * n_out + r] = s;
+        }
+    return y;
+}
+
+// The quantized activation format (ops_int8.h) read back on the host.
+struct HostQ8 {
+    std::vector<int8_t> q;      // [n_cols][n_in]
+    std::vector<float> d;       // [n_cols][n_in / 32]
+    std::vector<int16_t> sums;  // [n_cols][n_in / 32][2]
+};
+
+HostQ8 parse_q8(const std::vector<uint32_t>& words, int64_t n_in, int64_t n_cols) {
+    HostQ8 h;
+    const int64_t nb = n_in / 32, col_words = nb * 10;
+    EXPECT_EQ(words.size(), (size_t)(col_words * n_cols));
+    for (int64_t c = 0; c < n_cols; ++c) {
+        const uint32_t* col = &words[c * col_words];
+        for (int64_t e = 0; e < n_in; ++e) h.q.push_back((int8_t)(col[e / 4] >> (8 * (e % 4))));
+        for (int64_t b = 0; b < nb; ++b) {
+            float d;
+            memcpy(&d, &col[8 * nb + 2 * b], 4);
+            h.d.push_back(d);
+            const uint32_t s = col[8 * nb + 2 * b + 1];
+            h.sums.push_back((int16_t)(s & 0xFFFF));
+            h.sums.push_back((int16_t)(s >> 16));
+        }
+    }
+    return h;
+}
+
+// The activation's values q * d.
+std::vector<float> dequantize_q8(const HostQ8& h, int64_t n_in, int64_t n_cols) {
+    std::vector<float> x((size_t)(n_in * n_cols));
+    for (size_t e = 0; e < x.size(); ++e) x[e] = (float)h.q[e] * h.d[e / 32];
+    return x;
+}
+
+struct Worst {
+    double emul = 0, f32 = 0, cpu = 0;
+    void add(const Worst& o) {
+        emul = std::max(emul, o.emul);
+        f32 = std::max(f32, o.f32);
+        cpu = std::max(cpu, o.cpu);
+    }
+};
+
+yiti::ThreadPool& pool() {
+    static yiti::ThreadPool p(2);
+    return p;
+}
+
+class VulkanInt8 : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        std::string why;
+        const int idx = test_device(&why);
+        if (idx < 0) {
+            skip_why_ = new std::string(why);
+            return;
+        }
+        index_ = idx;
+        ctx_ = vk::Context::create(idx).release();
+    }
+    static void TearDownTestSuite() {
+        delete ctx_;
+        ctx_ = nullptr;
+        delete skip_why_;
+        skip_why_ = nullptr;
+    }
+    void SetUp() override {
+        if (!ctx_) GTEST_SKIP() << *skip_why_;
+    }
+
+    // y = W x through quantize_q8 + mul_mat_q8 for each column count of `cols`, all in one
+    // sequence with the F32 mul_mat of the same columns (and the packed kernel where the device has
+    // the feature), against the three references of the file comment. Returns the worst NMSEs.
+    static Worst check(vk::Context& ctx, DType t, int64_t n_in, int64_t n_out, const std::vector<int64_t>& cols,
+                       uint64_t seed) {
+        const HostWeight hw = make_weight(t, n_in, n_out, seed);
+        const vk::Matrix w = vk::upload_matrix(ctx, hw.tensor);
+        const bool packed = ctx.int8_dot();
+        Rng rng(seed + 7);
+        struct Case {
+            int64_t nc;
+            std::vector<float> x;
+            vk::Buffer xb, xq, y, yp, yf;
+            std::vector<uint32_t> xq_host;
+            std::vector<float> got, got_packed, got_f32;
+        };
+        std::vector<Case> cases(cols.size());
+        vk::Sequence seq(ctx);
+        for (size_t i = 0; i < cols.size(); ++i) {
+            Case& k = cases[i];
+            k.nc = cols[i];
+            k.x = rng.vec((size_t)(k.nc * n_in));
+            k.xb = to_device(ctx, k.x);
+            const uint64_t qbytes = vk::quantized_bytes(n_in, k.nc);
+            k.xq = ctx.alloc(qbytes, "test xq");
+            k.y = ctx.alloc((size_t)(k.nc * n_out) * 4, "test y");
+            k.yp = ctx.alloc((size_t)(k.nc * n_out) * 4, "test y packed");
+            k.yf = ctx.alloc((size_t)(k.nc * n_out) * 4, "test y f32");
+            vk::quantize_q8(seq, k.xb.view(), n_in, k.nc, k.xq.view());
+            vk::mul_mat_q8(seq, w, k.xq.view(), k.nc, k.y.view(), {vk::Int8Dot::Unpacked});
+            if (packed) vk::mul_mat_q8(seq, w, k.xq.view(), k.nc, k.yp.view(), {vk::Int8Dot::Packed});
+            vk::mul_mat(seq, w, k.xb.view(), k.nc, k.yf.view());
+            k.xq_host.resize(qbytes / 4);
+            k.got.resize((size_t)(k.nc * n_out));
+            k.got_packed.resize(k.got.size());
+            k.got_f32.resize(k.got.size());
+            seq.download(k.xq.view(), k.xq_host.data(), qbytes);
+            seq.download(k.y.view(), k.got.data(), k.got.size() * 4);
+            if (packed) seq.download(k.yp.view(), k.got_packed.data(), k.got.size() * 4);
+            seq.download(k.yf.view(), k.got_f32.data(), k.got.size() * 4);
+        }
+        seq.run();
+        Worst worst;
+        for (Case& k : cases) {
+            const std::string what = std::string(yiti::dtype_name(t)) + " " + std::to_string(n_out) + "x" +
+                                     std::to_string(n_in) + " cols " + std::to_string(k.nc);
+            const HostQ8 hq = parse_q8(k.xq_host, n_in, k.nc);
+            Worst e;
+            e.emul = nmse(k.got, ref_mul_mat(hw, n_in, n_out, dequantize_q8(hq, n_in, k.nc), k.nc));
+            e.f32 = nmse(k.got, to_double(k.got_f32));
+            std::vector<float> ycpu(k.got.size());
+            yiti::cpu::matmul(pool(), hw.tensor, k.x.data(), k.nc, ycpu.data(), false);
+            e.cpu = nmse(k.got, to_double(ycpu));
+            EXPECT_LE(e.emul, kEmulNmse) << what << ": against the emulation";
+            EXPECT_LE(e.f32, kF32Nmse) << what << ": against the F32 product";
+            EXPECT_LE(e.cpu, kCpuNmse) << what << ": against the CPU's fast mode";
+            if (packed)
+                EXPECT_EQ(memcmp(k.got.data(), k.got_packed.data(), k.got.size() * 4), 0)
+                    << what << ": the packed dot product's kernel differs from the unpacked one's";
+            worst.add(e);
+        }
+        return worst;
+    }
+
+    static void check_type(DType t) {
+        ASSERT_TRUE(vk::mul_mat_q8_supported(t));
+        Worst worst;
+        // 67 rows: 16 workgroups of 4 and one of 3. K = 256: 8 blocks per row; K = 4096: 128.
+        worst.add(check(*ctx_, t, 256, 67, {1, 3, 8, 9}, 1));
+        worst.add(check(*ctx_, t, 4096, 33, {1, 9}, 2));
+        printf("[ nmse     ] mul_mat_q8 %s: emulation %.3g (bound %.0e), F32 %.3g (bound %.0e), CPU fast %.3g "
+               "(bound %.0e)%s\n",
+               yiti::dtype_name(t), worst.emul, kEmulNmse, worst.f32, kF32Nmse, worst.cpu, kCpuNmse,
+               ctx_->int8_dot() ? "; packed == unpacked" : "");
+    }
+
+    static inline vk::Context* ctx_ = nullptr;
+    static inline int index_ = 0;
+    static inline std::string* skip_why_ = nullptr;
+};
+
+}  // namespace
+
+// The format of ops_int8.h: scales amax / 127, quants within half a step of x / d (the division
+// may be 2.5 ulp off on a device: a tie may go either way), the sums those of the quants, a block of
+// zeros all zeros; 5 columns of 96 with 3 blocks of zeros, one of them in the last column.
+// Fails: rounding toward zero (int(x / d)): quants up to a step off; the two sums swapped.
+TEST_F(VulkanInt8, QuantizeFormat) {
+    const int64_t n_in = 96, n_cols = 5;
+    Rng rng(11);
+    std::vector<float> x = rng.vec((size_t)(n_in * n_cols));
+    for (int64_t b : {1, 6, 14})
+        for (int64_t j = 0; j < 32; ++j) x[b * 32 + j] = 0.0f;
+    for (int64_t j = 0; j < 32; ++j) x[3 * 32 + j] *= 1e-3f;  // a small block: the scale follows it
+    EXPECT_EQ(vk::quantized_bytes(n_in, n_cols), (uint64_t)(n_cols * 3 * 40));
+    vk::Buffer xb = to_device(*ctx_, x);
+    vk::Buffer xq = ctx_->alloc(vk::quantized_bytes(n_in, n_cols), "test xq");
+    std::vector<uint32_t> words(vk::quantized_bytes(n_in, n_cols) / 4);
+    vk::Sequence seq(*ctx_);
+    vk::quantize_q8(seq, xb.view(), n_in, n_cols, xq.view());
+    seq.download(xq.view(), words.data(), words.size() * 4);
+    seq.run();
+    const HostQ8 h = parse_q8(words, n_in, n_cols);
+    for (int64_t b = 0; b < n_in * n_cols / 32; ++b) {
+        float amax = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+        const float d = h.d[b];
+        EXPECT_NEAR(d, amax / 127.0f, amax / 127.0f * 1e-6f) << "block " << b;
+        int s[2] = {0, 0};
+        for (int j = 0; j < 32; ++j) {
+            const int q = h.q[b * 32 + j];
+            s[j / 16] += q;
+            EXPECT_LE(std::abs(q), 127);
+            if (d == 0) {
+                EXPECT_EQ(q, 0) << "block " << b;
+            } else {
+                EXPECT_LE(std::fabs(x[b * 32 + j] / d - q), 0.5 + 1e-4) << "block " << b << " element " << j;
+            }
+        }
+        EXPECT_EQ(h.sums[2 * b], s[0]) << "block " << b;
+        EXPECT_EQ(h.sums[2 * b + 1], s[1]) << "block " << b;
+    }
+}
+
+// Fails: dx read from the next block's scale: 0.14 / 0.14 / 0.14.
+TEST_F(VulkanInt8, MulMatQ8_0) {
+    check_type(DType::Q8_0);
+}
+// Fails: the offset 7 instead of 8: 1.5e-3 / 1.5e-3 / 1.5e-3.
+TEST_F(VulkanInt8, MulMatQ4_0) {
+    check_type(DType::Q4_0);
+}
+// Fails: the block sum dropped (no min term): 0.33 / 0.33 / 0.33.
+TEST_F(VulkanInt8, MulMatQ4_1) {
+    check_type(DType::Q4_1);
+}
+// Fails: the fifth bit of the second half's elements dropped: 0.26 / 0.26 / 0.26.
+TEST_F(VulkanInt8, MulMatQ5_0) {
+    check_type(DType::Q5_0);
+}
+// Fails: the first half's sum used for both halves' min: 0.17 / 0.17 / 0.17.
+TEST_F(VulkanInt8, MulMatQ5_1) {
+    check_type(DType::Q5_1);
+}
+// Fails: the table's last entry 112 instead of 113: 2.3e-5 / 3.3e-5 / 4.6e-5 -- the emulation only.
+TEST_F(VulkanInt8, MulMatIQ4_NL) {
+    check_type(DType::IQ4_NL);
+}
+// Fails: the halves' mins swapped: 0.023 / 0.023 / 0.023.
+TEST_F(VulkanInt8, MulMatQ2_K) {
+    check_type(DType::Q2_K);
+}
+// Fails: the scales offset by 31 instead of 32: 2.0e-3 / 2.0e-3 / 2.0e-3.
+TEST_F(VulkanInt8, MulMatQ3_K) {
+    check_type(DType::Q3_K);
+}
+// Fails: the sub-block's scale and min taken from sub-block c + 1 (off by one): 0.37 / 0.37 / 0.37.
+TEST_F(VulkanInt8, MulMatQ4_K) {
+    check_type(DType::Q4_K);
+}
+// Fails: the fifth bit from bit c + 1 of qh (the next sub-block's): 0.17 / 0.17 / 0.17.
+TEST_F(VulkanInt8, MulMatQ5_K) {
+    check_type(DType::Q5_K);
+}
+// Fails: the halves' scales swapped (the sub-block of 16 off by one): 0.30 / 0.30 / 0.30.
+TEST_F(VulkanInt8, MulMatQ6_K) {
+    check_type(DType::Q6_K);
+}
+// Fails: the scale offset by 31 instead of 32: 2.2e-3 / 2.2e-3 / 2.2e-3.
+TEST_F(VulkanInt8, MulMatIQ4_XS) {
+    check_type(DType::IQ4_XS);
+}
+
+TEST_F(VulkanInt8, Unsupported) {
+    for (DType t : {DType::F32, DType::F16, DType::BF16}) EXPECT_FALSE(vk::mul_mat_q8_supported(t));
+    if (!ctx_->int8_dot()) {
+        // Asking for the packed kernel where the feature is off is an error, not a crash.
+        const HostWeight hw = make_weight(DType::Q8_0, 32, 4, 5);
+        const vk::Matrix w = vk::upload_matrix(*ctx_, hw.tensor);
+        vk::Buffer xq = ctx_->alloc(vk::quantized_bytes(32, 1), "xq"), y = ctx_->alloc(16, "y");
+        vk::Sequence seq(*ctx_);
+        EXPECT_THROW(vk::mul_mat_q8(seq, w, xq.view(), 1, y.view(), {vk::Int8Dot::Packed}), yiti::Error);
+    }
+}
+
+// A storage range of 4 KiB and blocks of 64 KiB: weights in pieces of a few rows (Q4_K: 14 rows
+// of 288 bytes; Q5_0: 12 rows of 330 bytes, an odd number of 16-bit words per block), activation
+// columns in groups per binding (quantize_q8: one column of 2 KiB per dispatch; mul_mat_q8: 6 of
+// 640 bytes, Q5_0's 600-byte columns bound at offsets off the binding alignment) and y bound per
+// piece and group. Fails: a piece's first row ignored in y's offset (row0): 1.0 / 1.0 / 1.0.
+TEST_F(VulkanInt8, SplitBindings) {
+    vk::ContextOptions opt;
+    opt.cap.max_storage_range = 4096;
+    opt.cap.max_alloc = 65536;
+    auto small = vk::Context::create(index_, opt);
+    ASSERT_EQ(small->limits().max_storage_range, 4096u);
+    Worst worst;
+    worst.add(check(*small, DType::Q4_K, 512, 67, {9}, 21));
+    worst.add(check(*small, DType::Q5_0, 480, 67, {9}, 22));
+    printf("[ nmse     ] mul_mat_q8 split: emulation %.3g, F32 %.3g, CPU fast %.3g\n", worst.emul, worst.f32,
+           worst.cpu);
+}
+
+// mul_mat_q8 (with its quantize_q8) against mul_mat for a 4096 x 4096 Q4_K matrix and one column,
+// 20 products each in one sequence. Not a test: run with --gtest_also_run_disabled_tests.
+TEST_F(VulkanInt8, DISABLED_TimeQ4_K4096) {
+    const int64_t n = 4096, reps = 20;
+    // Random blocks with small scales (values do not matter for the time).
+    const size_t rb = yiti::row_size(DType::Q4_K, n);
+    std::vector<uint8_t> bytes(rb * n);
+    Rng rng(3);
+    for (auto& b : bytes) b = (uint8_t)rng.bits();
+    for (size_t off = 0; off < bytes.size(); off += 144) {
+        const uint16_t d = yiti::fp32_to_fp16(1e-3f), m = yiti::fp32_to_fp16(1e-4f);
+        memcpy(&bytes[off], &d, 2);
+        memcpy(&bytes[off + 2], &m, 2);
+    }
+    const int64_t ne[2] = {n, n};
+    const yiti::Tensor t = yiti::make_tensor_view("bench.weight", DType::Q4_K, ne, 2, bytes.data());
+    const vk::Matrix w = vk::upload_matrix(*ctx_, t);
+    vk::Buffer x = to_device(*ctx_, rng.vec(n));
+    vk::Buffer xq = ctx_->alloc(vk::quantized_bytes(n, 1), "xq");
+    vk::Buffer y = ctx_->alloc(n * 4, "y");
+    vk::Sequence seq(*ctx_);
+    auto time = [&](auto&& record) {
+        record();
+        seq.run();  // warm-up: pipelines built
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < reps; ++i) record();
+        seq.run();
+        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+    };
+    const double f32 = time([&] { vk::mul_mat(seq, w, x.view(), 1, y.view()); });
+    const double q8 = time([&] {
+        vk::quantize_q8(seq, x.view(), n, 1, xq.view());
+        vk::mul_mat_q8(seq, w, xq.view(), 1, y.view());
+    });
+    const double q8_only = time([&] { vk::mul_mat_q8(seq, w, xq.view(), 1, y.view()); });
+    const double quant = time([&] { vk::quantize_q8(seq, x.view(), n, 1, xq.view()); });
+    printf("[ time     ] %s, Q4_K 4096x4096, 1 column: mul_mat %.2f ms; quantize_q8 + mul_mat_q8 %.2f ms "
+           "(mul_mat_q8 %.2f ms, quantize_q8 %.3f ms; %s dot products)\n",
+           ctx_->name().c_str(), f32, q8, q8_only, quant, vk::q8_uses_packed_dot(*ctx_) ? "packed" : "unpacked");
+}
+
+#endif  // YITI_VULKAN
