@@ -68,7 +68,7 @@ int cmd_run(int argc, char** argv) {
     auto t1 = clock::now();
     const size_t n_prompt = tokens.size();
 
-    StreamDecoder dec(*tok);
+    StreamDecoder dec(*tok, false, /*continuation=*/!prompt.empty());  // the output continues the prompt
     int64_t n_gen = 0;
     const int64_t limit = n_predict < 0 ? s.n_ctx() - (int64_t)n_prompt : n_predict;
     while (n_gen < limit) {

@@ -71,10 +71,7 @@ void Generation::start(const std::vector<ChoiceSpec>& specs) {
         auto ch = std::make_shared<Choice>();
         ch->index = (int)i;
         ch->spec = specs[i];
-        ch->dec = std::make_unique<StreamDecoder>(tok_);
-        // A continuation keeps the leading space of its first token: any token clears the
-        // decoder's "first token" state, and an out-of-range id decodes to nothing.
-        if (ch->spec.continuation) ch->dec->push(-1);
+        ch->dec = std::make_unique<StreamDecoder>(tok_, false, ch->spec.continuation);
         ch->stop = StopMatcher(ch->spec.stop);
         ch->think = std::make_unique<ReasoningSplitter>(ch->spec.start_in_reasoning);
         choices_.push_back(ch);

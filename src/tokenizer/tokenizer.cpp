@@ -654,7 +654,8 @@ const std::vector<std::string>& Tokenizer::warnings() const { return impl_->warn
 // ---------------------------------------------------------------------------------------------
 // streaming
 
-StreamDecoder::StreamDecoder(const Tokenizer& tok, bool special) : tok_(tok), special_(special) {}
+StreamDecoder::StreamDecoder(const Tokenizer& tok, bool special, bool continuation)
+    : tok_(tok), special_(special), first_(!continuation) {}
 
 std::string StreamDecoder::push(int32_t id) {
     std::string piece = tok_.token_to_piece(id, special_);

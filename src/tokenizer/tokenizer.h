@@ -120,7 +120,10 @@ private:
 // apply decode()'s clean-up of tokenization spaces.
 class StreamDecoder {
 public:
-    explicit StreamDecoder(const Tokenizer& tok, bool special = false);
+    // continuation: the tokens continue text that is already there (a prompt the output follows):
+    // the first token keeps its leading space. Otherwise the first token starts the text, and
+    // a SentencePiece model's prefix space is dropped from it.
+    explicit StreamDecoder(const Tokenizer& tok, bool special = false, bool continuation = false);
     // The text that became complete with this token (possibly "").
     std::string push(int32_t id);
     // Whatever is still held back, with incomplete sequences replaced by U+FFFD. Call it at the

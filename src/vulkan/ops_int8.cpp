@@ -12,9 +12,11 @@ using namespace detail;
 
 namespace {
 
-// Workgroup shapes (specialization constants of the shaders), as mul_mv's.
-constexpr uint32_t k_mvq_threads = 64;  // mul_mvq: threads per workgroup
-constexpr uint32_t k_mvq_rows = 4;      // mul_mvq: weight rows per workgroup
+// Workgroup shapes (specialization constants of the shaders), as mul_mv's: threads and weight rows
+// per workgroup, fewer threads with more rows each on a software device (lavapipe runs a
+// workgroup's threads as loops split at barriers).
+constexpr uint32_t k_mvq_threads = 64, k_mvq_rows = 4;
+constexpr uint32_t k_mvq_threads_sw = 16, k_mvq_rows_sw = 16;
 constexpr uint32_t k_mvq_max_cols = 8;  // mul_mvq: columns per dispatch
 constexpr uint32_t k_quant_threads = 64;
 
@@ -108,6 +110,8 @@ void mul_mat_q8(Sequence& seq, const Matrix& w, const BufferView& xq, int64_t n_
                               (unsigned long long)ctx.limits().max_storage_range));
     cols_per = std::min<int64_t>(cols_per, k_mvq_max_cols);
 
+    const bool sw = ctx.desc().software;
+    const uint32_t threads = sw ? k_mvq_threads_sw : k_mvq_threads, rows = sw ? k_mvq_rows_sw : k_mvq_rows;
     const std::string shader = std::string("mul_mvq_") + type_suffix(w.type) + (packed ? "_dot" : "");
     const uint32_t unit = weight_unit_bytes(w.type);
     for (const Matrix::Piece& piece : w.pieces) {
@@ -129,9 +133,9 @@ void mul_mat_q8(Sequence& seq, const Matrix& w, const BufferView& xq, int64_t n_
             pc.y_off = by.shift_elems(4);
             pc.y_stride = u32(w.n_out);
             const Pipeline& p =
-                ctx.pipeline({shader, 3, sizeof(MulQPush), {k_mvq_threads, (uint32_t)nc, k_mvq_rows}});
+                ctx.pipeline({shader, 3, sizeof(MulQPush), {threads, (uint32_t)nc, rows}});
             uint32_t gx, gy;
-            seq.grid((piece.n_rows + k_mvq_rows - 1) / k_mvq_rows, &gx, &gy);
+            seq.grid((piece.n_rows + rows - 1) / rows, &gx, &gy);
             seq.dispatch(p, {bw, bx, by}, &pc, sizeof pc, gx, gy);
         }
     }

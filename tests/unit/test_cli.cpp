@@ -53,6 +53,15 @@ TEST(Cli, RunStoriesGreedyIsGolden) {
     EXPECT_EQ(r.out, "Once upon a time" + j["greedy_text"].get<std::string>() + "\n");
 }
 
+// The generated text continues the prompt: a SentencePiece model's first generated word keeps its
+// space ("park with", not "parkwith").
+TEST(Cli, RunContinuesThePromptWithItsSpace) {
+    NEED_BIN();
+    Proc r = sh(bin() + " run -m " + k_shared + "/models/stories260K.gguf -p 'Lily went to the park' -n 12 --temp 0 2>/dev/null");
+    ASSERT_EQ(r.rc, 0);
+    EXPECT_EQ(r.out.rfind("Lily went to the park with her mom.", 0), 0u) << r.out;
+}
+
 TEST(Cli, TokenizeStories) {
     NEED_BIN();
     Proc r = sh(bin() + " tokenize -m " + k_shared + "/models/stories260K.gguf --ids \"Once upon a time\"");

@@ -286,9 +286,10 @@ protected:
             EXPECT_LE(e.emul, kEmulNmse) << what << ": against the emulation";
             EXPECT_LE(e.f32, kF32Nmse) << what << ": against the F32 product";
             EXPECT_LE(e.cpu, kCpuNmse) << what << ": against the CPU's fast mode";
-            if (packed)
+            if (packed) {
                 EXPECT_EQ(memcmp(k.got.data(), k.got_packed.data(), k.got.size() * 4), 0)
                     << what << ": the packed dot product's kernel differs from the unpacked one's";
+            }
             worst.add(e);
         }
         return worst;
