@@ -32,6 +32,7 @@ if [ -d tests/e2e ] && ls tests/e2e/test_*.py >/dev/null 2>&1; then
   python3 -m pytest -q tests/e2e
   if [ -f "$lvp_icd" ]; then
     echo "== end-to-end tests with the model on the GPU (lavapipe)"
-    env VK_ICD_FILENAMES="$lvp_icd" YITI_E2E_SERVE_ARGS="--device vulkan0 -ngl 99" python3 -m pytest -q tests/e2e
+    env VK_ICD_FILENAMES="$lvp_icd" YITI_E2E_SERVE_ARGS="--device vulkan0 -ngl 99" YITI_E2E_SOFTWARE_GPU=1 \
+      python3 -m pytest -q tests/e2e
   fi
 fi

@@ -1,6 +1,15 @@
 #include "vulkan/sequence.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -169,6 +178,44 @@ void Sequence::dispatch(const Pipeline& p, std::initializer_list<Binding> bindin
     f.vkCmdDispatch(cmd_, gx, gy, gz);
     ++n_dispatches_;
     ++ctx_.stats().dispatches;
+    if (profiling()) {  // each dispatch on its own, timed from the host (a developer's view)
+        const auto t0 = std::chrono::steady_clock::now();
+        run();
+        profile_add(p.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+}
+
+bool Sequence::profiling() {
+    static const bool on = [] {
+        const char* e = getenv("YITI_VK_PROFILE");
+        return e && *e && strcmp(e, "0") != 0;
+    }();
+    return on;
+}
+
+void Sequence::profile_add(const std::string& name, double seconds) {
+    struct Profile {
+        std::mutex mu;
+        std::map<std::string, std::pair<uint64_t, double>> by_name;
+        ~Profile() {
+            std::vector<std::pair<double, std::string>> v;
+            double total = 0;
+            for (auto& [n, cs] : by_name) {
+                v.emplace_back(cs.second, n);
+                total += cs.second;
+            }
+            std::sort(v.rbegin(), v.rend());
+            fprintf(stderr, "YITI_VK_PROFILE: %.3f s in dispatches (each submitted and waited for alone)\n", total);
+            for (auto& [sec, n] : v)
+                fprintf(stderr, "  %-40s %8llu dispatches %9.3f s %5.1f%%\n", n.c_str(),
+                        (unsigned long long)by_name[n].first, sec, total > 0 ? 100 * sec / total : 0.0);
+        }
+    };
+    static Profile prof;
+    std::lock_guard<std::mutex> lk(prof.mu);
+    auto& e = prof.by_name[name];
+    e.first++;
+    e.second += seconds;
 }
 
 uint64_t Sequence::staging_chunk_limit() const {

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "vulkan/context.h"
@@ -68,7 +69,12 @@ public:
         wait();
     }
 
+    // YITI_VK_PROFILE=1: every dispatch is submitted and waited for on its own and its time added
+    // to a per-pipeline table printed at exit (a developer's tool: it serializes the device).
+    static bool profiling();
+
 private:
+    static void profile_add(const std::string& name, double seconds);
     struct Range {
         VkBuffer buffer;
         uint64_t begin, end;

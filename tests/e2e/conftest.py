@@ -23,6 +23,22 @@ SMOL = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Extra `yiti serve` arguments for every server the tests start, e.g. "--device vulkan0 -ngl 99" to
 # run the whole suite with the model on a GPU (scripts/test.sh does so once, on lavapipe).
 SERVE_ARGS = os.environ.get("YITI_E2E_SERVE_ARGS", "").split()
+# Set when the servers compute on a software GPU (lavapipe runs SmolLM2 at ~3 tokens/s): tests
+# marked `cpu_speed` (deadlines of seconds around SmolLM2 generations) are skipped then.
+SOFTWARE_GPU = os.environ.get("YITI_E2E_SOFTWARE_GPU") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cpu_speed: assumes the CPU's generation speed (skipped on a software GPU)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SOFTWARE_GPU:
+        return
+    skip = pytest.mark.skip(reason="timed for the CPU's speed; the servers run on a software GPU")
+    for item in items:
+        if "cpu_speed" in item.keywords:
+            item.add_marker(skip)
 
 
 class Server:

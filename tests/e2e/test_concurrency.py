@@ -6,6 +6,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from conftest import SMOL, wait_until
@@ -42,6 +43,7 @@ def test_eight_concurrent_completions_match_alone(stories):
     assert together == alone
 
 
+@pytest.mark.cpu_speed
 def test_eight_concurrent_chats_match_alone_smollm2(smol):
     c = smol.client()
     questions = ["Hi", "What is 2+2?", "Name a color.", "Say hello.", "What is the sun?", "Name a fruit.",
@@ -77,6 +79,7 @@ def open_stream(server, path, body, n_events):
     return s
 
 
+@pytest.mark.cpu_speed
 def test_disconnected_stream_frees_its_slot(smol):
     base_cancelled = smol.metric("yiti_engine_requests_cancelled_total")
     body = {"messages": [{"role": "user", "content": "Write a very long story about dragons."}], "max_tokens": 1500,

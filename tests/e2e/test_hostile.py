@@ -406,6 +406,7 @@ def test_memory_limit_with_many_connections_answers_503_never_exits(server_facto
     subprocess.run(["prlimit", f"--pid={pid}", "--as=unlimited:unlimited"], check=True)
 
 
+@pytest.mark.cpu_speed
 def test_health_answers_while_every_worker_holds_a_stream(server_factory):
     s = server_factory(SMOL, "--parallel", 2, "--ctx-size", 1024, "--http-threads", 2)
     stop = threading.Event()

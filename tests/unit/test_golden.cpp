@@ -119,9 +119,11 @@ std::vector<Case> all_cases() {
         {"synth-llama-Q4_0", false},     {"synth-llama-Q4_1", false},    {"synth-llama-Q5_0", false},
         {"synth-llama-Q5_1", false},     {"synth-llama-Q4_K_M", false},  {"synth-llama-Q5_K_M", false},
         {"synth-llama-Q6_K", false},     {"synth-llama-Q3_K_M", false},  {"synth-llama-Q2_K", false},
-        {"synth-llama-IQ4_NL", false},   {"synth-llama-IQ4_XS", false},  {"synth-qwen2-Q8_0", false},
-        {"synth-qwen2-Q4_K_M", false},   {"synth-deepseek2-Q8_0", true}, {"synth-deepseek2-Q4_K_M", true},
-        {"synth-deepseek2-Q2_K", true},
+        {"synth-llama-IQ4_NL", false},   {"synth-llama-IQ4_XS", false},  {"synth-llama-IQ1_S", false},
+        {"synth-llama-IQ1_M", false},    {"synth-llama-IQ2_XXS", false}, {"synth-llama-IQ2_XS", false},
+        {"synth-llama-IQ2_S", false},    {"synth-llama-IQ3_XXS", false}, {"synth-llama-IQ3_S", false},
+        {"synth-qwen2-Q8_0", false},     {"synth-qwen2-Q4_K_M", false},  {"synth-deepseek2-Q8_0", true},
+        {"synth-deepseek2-Q4_K_M", true}, {"synth-deepseek2-Q2_K", true},
     };
     return cases;
 }
