@@ -62,12 +62,15 @@ inline __m256i dot_acc(__m256i acc, __m256i a, __m256i b) {
 
 // Four 7-bit sign groups (bits 7l .. 7l+6 of s) -> a 32-bit mask, byte l = the 8 signs of group l
 // with the parity bit as the eighth sign (iq_signs8 for four groups at once).
-inline uint32_t signs_from7(uint32_t s) {
-    const uint32_t v = (s & 0x7Fu) | ((s << 1) & 0x7F00u) | ((s << 2) & 0x7F0000u) | ((s << 3) & 0x7F000000u);
+// with_parity: the same from four bytes of 7 sign bits each (bit 7 clear).
+inline uint32_t with_parity(uint32_t v) {
     uint32_t t = v ^ (v >> 4);  // bit 0 of each byte: parity of that byte (bits 4..7 of t: garbage)
     t ^= t >> 2;
     t ^= t >> 1;
     return v | ((t & 0x01010101u) << 7);
+}
+inline uint32_t signs_from7(uint32_t s) {
+    return with_parity((s & 0x7Fu) | ((s << 1) & 0x7F00u) | ((s << 2) & 0x7F0000u) | ((s << 3) & 0x7F000000u));
 }
 
 // Signs of 32 elements, applied to activation bytes (which are never -128).
@@ -162,11 +165,12 @@ struct IQ2XS {
     static inline Chunk chunk(const block& b, const State& st, int j) {
         uint64_t w;
         memcpy(&w, &b.qs[4 * j], 8);
-        const uint32_t s = (uint32_t)((w >> 9) & 0x7F) | (uint32_t)((w >> 18) & 0x3F80) |
-                           (uint32_t)((w >> 27) & 0x1FC000) | (uint32_t)((w >> 36) & 0xFE00000);
+        // The 7 sign bits of group l (bits 16 l + 9 ..) into byte l, plus the parity bit.
+        const uint32_t v = (uint32_t)(((w >> 9) & 0x7F) | ((w >> 17) & 0x7F00) | ((w >> 25) & 0x7F0000) |
+                                      ((w >> 33) & 0x7F000000));
         return {grid4x64(k_iq2xs_grid, (uint32_t)w & 511, (uint32_t)(w >> 16) & 511, (uint32_t)(w >> 32) & 511,
                          (uint32_t)(w >> 48) & 511),
-                Signs::from_mask(signs_from7(s)), st.sc.chunk(j)};
+                Signs::from_mask(with_parity(v)), st.sc.chunk(j)};
     }
 };
 
@@ -270,11 +274,11 @@ struct IQ1M {
         const uint32_t h = (uint32_t)b.qh[2 * j] | ((uint32_t)b.qh[2 * j + 1] << 8);
         const __m256i g = grid4x64(k_iq1s_grid, (a & 255) | ((h & 7) << 8), ((a >> 8) & 255) | ((h & 0x70) << 4),
                                    ((a >> 16) & 255) | (h & 0x700), (a >> 24) | ((h & 0x7000) >> 4));
-        // Shift signs: bits 3, 7, 11, 15 of h, one per 8 elements.
-        const __m256i off = _mm256_set_epi64x((h & 0x8000) ? 0x0505050505050505ll : 0x0101010101010101ll,
-                                              (h & 0x0800) ? 0x0505050505050505ll : 0x0101010101010101ll,
-                                              (h & 0x0080) ? 0x0505050505050505ll : 0x0101010101010101ll,
-                                              (h & 0x0008) ? 0x0505050505050505ll : 0x0101010101010101ll);
+        // Shift signs: bits 3, 7, 11, 15 of h, one per 8 elements (64-bit lane l tests bit 4 l + 3).
+        const __m256i tbit = _mm256_setr_epi64x(0x0008000800080008ll, 0x0080008000800080ll, 0x0800080008000800ll,
+                                                (long long)0x8000800080008000ull);
+        const __m256i neg = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16((short)h), tbit), tbit);
+        const __m256i off = _mm256_or_si256(_mm256_and_si256(neg, _mm256_set1_epi8(4)), _mm256_set1_epi8(1));
         return iq1_chunk(iq1_values(g, off), st.sc.chunk(j));
     }
 };

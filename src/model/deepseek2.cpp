@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "cpu/kernels.h"
 #include "cpu/packed.h"
 #include "quant/quant.h"
@@ -23,11 +24,13 @@ struct DsLayer {
     Tensor kv_a_norm;  // [kv_lora_rank]
     Tensor wkv_b;      // [kv_lora_rank, n_head * (n_nope + head_dim_v)]
     Tensor wo;         // [n_head * head_dim_v, n_embd]
-    // Absorbed form: per head, the key half of wkv_b transposed, F32: [n_head][kv_lora_rank][n_nope].
-    std::vector<float> wk_b_t;
-    Tensor wk_b_f32;  // wk_b_t as a tensor [n_nope, n_head * kv_lora_rank] on wkv_b's device
+    // Absorbed form: per head, the key half of wkv_b transposed, in F16 (half the bytes of F32; the
+    // rounding of the file's values to F16 is far below the golden thresholds): [n_head][kv_lora_rank][n_nope],
+    // as a tensor [n_nope, n_head * kv_lora_rank] on wkv_b's device.
+    std::vector<uint16_t> wk_b_t;
+    Tensor wk_b_f16;
     // The same in Q8_0, packed for the CPU kernels ([n_nope, kv_lora_rank, n_head]), for the fast mode
-    // (a quarter of the bytes the F32 copy streams per token); invalid where Q8_0 has no packed kernels.
+    // (about half the bytes the F16 copy streams per token); invalid where Q8_0 has no packed kernels.
     std::vector<uint8_t> wk_b_q_raw;
     Tensor wk_b_q;
     Tensor ffn_norm;        // [n_embd]
@@ -104,17 +107,19 @@ public:
             L.kv_a_norm = tensor_f32(p + "attn_kv_a_norm.weight", R);
             L.wkv_b = tensor(p + "attn_kv_b.weight", {R, H * (n_nope_ + Dv)});
             L.wo = tensor(p + "attn_output.weight", {H * Dv, E});
-            L.wk_b_t = transpose_k_b(L.wkv_b);
+            const std::vector<float> wk_b = transpose_k_b(L.wkv_b);
             {
+                L.wk_b_t.resize(wk_b.size());
+                for (size_t i = 0; i < wk_b.size(); ++i) L.wk_b_t[i] = fp32_to_fp16(wk_b[i]);
                 const int64_t ne[2] = {n_nope_, H * R};
-                L.wk_b_f32 = make_tensor_view(p + "attn_k_b.f32", DType::F32, ne, 2, L.wk_b_t.data());
-                place(L.wk_b_f32, L.wkv_b.device);
+                L.wk_b_f16 = make_tensor_view(p + "attn_k_b.f16", DType::F16, ne, 2, L.wk_b_t.data());
+                place(L.wk_b_f16, L.wkv_b.device);
             }
             if (L.wkv_b.device.kind == DeviceKind::CPU && cpu::packed_kernels(DType::Q8_0) && n_nope_ % 32 == 0) {
                 const size_t rb = row_size(DType::Q8_0, n_nope_);
                 L.wk_b_q_raw.resize(rb * (size_t)(H * R));
                 for (int64_t r = 0; r < H * R; ++r)
-                    quant::quantize_row_ref(DType::Q8_0, L.wk_b_t.data() + r * n_nope_, L.wk_b_q_raw.data() + (size_t)r * rb,
+                    quant::quantize_row_ref(DType::Q8_0, wk_b.data() + r * n_nope_, L.wk_b_q_raw.data() + (size_t)r * rb,
                                             n_nope_);
                 const int64_t ne[3] = {n_nope_, R, H};
                 L.wk_b_q = make_tensor_view(p + "attn_k_b.q8_0", DType::Q8_0, ne, 3, L.wk_b_q_raw.data());
@@ -307,7 +312,7 @@ private:
         }
         // Fast mode on the CPU: the packed Q8_0 copy (a quarter of the F32 copy's bytes per token).
         const bool q8 = L.wk_b_q.valid() && !rt.exact() && be.device().kind == DeviceKind::CPU;
-        be.mul_mat_batched(q8 ? L.wk_b_q : L.wk_b_f32, 0, R, R, H, qn, n, qo);
+        be.mul_mat_batched(q8 ? L.wk_b_q : L.wk_b_f16, 0, R, R, H, qn, n, qo);
         be.copy_strided(qo, qa, H, n, R, n * R, R, Lq, H * Lq);  // qa[r][h][:R] = qo[h][r]
         cpu::AttnParams ap;
         ap.n_head = (int)H;

@@ -313,7 +313,8 @@ struct Gen {
         }
         if (t == "array") {
             const int mn = s.value("minItems", 0);
-            const int mx = s.value("maxItems", mn + 3);
+            int mx = s.value("maxItems", mn + 3);
+            if (s.contains("items") && s["items"] == false) mx = std::min(mx, int(s["prefixItems"].size()));
             const int n = uni(mn, std::min(mx, mn + 3));
             std::string r = "[" + ws();
             for (int i = 0; i < n; ++i) {
@@ -487,7 +488,7 @@ TEST(GrammarUtf8, SplitCharacters) {
     for (size_t cut = 0; cut <= text.size(); ++cut) {
         GrammarState s = m.initial();
         ASSERT_TRUE(m.advance(s, text.substr(0, cut))) << cut;
-        EXPECT_FALSE(m.can_end(s));
+        EXPECT_EQ(m.can_end(s), cut == text.size());
         ASSERT_TRUE(m.advance(s, text.substr(cut))) << cut;
         EXPECT_TRUE(m.can_end(s));
     }
@@ -499,7 +500,8 @@ TEST(GrammarUtf8, SplitCharacters) {
     EXPECT_FALSE(m.accepts(s, "\xFF"));  // never valid UTF-8
     EXPECT_FALSE(m.accepts(s, "\xC0\xA9"));  // overlong
     ASSERT_TRUE(m.advance(s, "é"));
-    EXPECT_FALSE(m.accepts(s, "\xE4\xB8"));  // 中 is E4 B8 AD, but partial then must be completed
+    EXPECT_TRUE(m.accepts(s, "\xE4\xB8"));  // 中 is E4 B8 AD: a prefix that can still complete
+    EXPECT_FALSE(m.accepts(s, "\xE4\xB9"));  // U+4E40.. : no completion is 中
     EXPECT_TRUE(m.accepts(s, "\xE4\xB8\xAD"));
     EXPECT_FALSE(m.accepts(s, "\xED\xA0\x80"));  // a surrogate
 }
