@@ -168,14 +168,15 @@ int main(int argc, char** argv) {
     printf("documents: %d, %zu mask steps (tokens + end)\n", n_docs, steps);
     printf("cold pass (cache filled on first use): %.1f us/step mask, slowest step %.2f ms; cache: %zu positions, %.1f ms to fill\n",
            mask_s / double(steps) * 1e6, max_step * 1e3, cache->n_entries(), cache->build_seconds() * 1e3);
-    double best = 1e9, adv_best = 1e9;
-    for (int r = 0; r < 3; ++r) {
+    double best = 1e9, adv_best = 1e9, max_best = 1e9;
+    for (int r = 0; r < 5; ++r) {
         run_pass(0, mask_s, adv_s, steps);
+        max_best = std::min(max_best, max_step);
         best = std::min(best, mask_s / double(steps));
         adv_best = std::min(adv_best, adv_s / double(steps));
     }
-    printf("warm: %.2f us/step mask (cached, slowest step %.1f us), %.2f us/step advance_token; mean allowed tokens %.0f\n",
-           best * 1e6, max_step * 1e6, adv_best * 1e6, double(allowed_sum) / double(steps));
+    printf("warm: %.2f us/step mask (cached; slowest step, best of 5 passes: %.1f us), %.2f us/step advance_token; mean allowed tokens %.0f\n",
+           best * 1e6, max_best * 1e6, adv_best * 1e6, double(allowed_sum) / double(steps));
     run_pass(1, mask_s, adv_s, steps);
     printf("whole trie walk without the cache: %.1f us/step\n", mask_s / double(steps) * 1e6);
     docs.resize(std::min<size_t>(docs.size(), 2));

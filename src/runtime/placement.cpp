@@ -187,6 +187,19 @@ PlacementPlan plan_placement(const gguf::File& file, int n_layer, const Placemen
         }
         plan.tensors.push_back(std::move(p));
     }
+    // Tied output embeddings on a GPU: the output product needs its own copy of token_embd there.
+    if (!file.find_tensor("output.weight") && output_dev != "cpu") {
+        if (const gguf::TensorInfo* emb = file.find_tensor("token_embd.weight")) {
+            PlacedTensor p;
+            p.name = "output.weight (tied: a copy of token_embd.weight)";
+            p.type = emb->type;
+            p.bytes = emb->size;
+            p.device = output_dev;
+            for (const PlacedTensor& t : plan.tensors)
+                if (t.name == "output_norm.weight") p.device = t.device;
+            plan.tensors.push_back(std::move(p));
+        }
+    }
     for (auto& r : rules)
         if (r.matched == 0)
             throw Error(strprintf("-ot '%s=%s': the regex matches no tensor of this model (see `yiti info --tensors`)",

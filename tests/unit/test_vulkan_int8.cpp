@@ -290,6 +290,7 @@ protected:
                 EXPECT_EQ(memcmp(k.got.data(), k.got_packed.data(), k.got.size() * 4), 0)
                     << what << ": the packed dot product's kernel differs from the unpacked one's";
             }
+            printf("DBG %s emul %.3g f32 %.3g cpu %.3g\n", what.c_str(), e.emul, e.f32, e.cpu);
             worst.add(e);
         }
         return worst;
