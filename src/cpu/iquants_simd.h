@@ -19,6 +19,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "cpu/iquants_impl.h"
 #include "cpu/kernels.h"
@@ -323,10 +324,85 @@ void vec_dot(int64_t n, float* s, const void* w, const void* x) {
     dot_tile<T, 1>(n / QK_K, (const typename T::block*)w, xs, s);
 }
 
+// A weight row decoded once (for products with more columns than one tile): per chunk its Chunk,
+// per block its D. The tile product over it does the same integer and float operations as
+// dot_tile, so every column's result is bit-identical to vec_dot's whatever the column count.
+struct DecodedRow {
+    std::vector<Chunk> chunks;
+    std::vector<float> D;
+};
+
+template <class T>
+void decode_row(int64_t nb, const typename T::block* w, DecodedRow& d) {
+    d.chunks.resize((size_t)nb * 8);
+    d.D.resize((size_t)nb);
+    for (int64_t i = 0; i < nb; ++i) {
+        const typename T::State st(w[i]);
+        d.D[(size_t)i] = st.D;
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) d.chunks[(size_t)i * 8 + j] = T::chunk(w[i], st, j);
+    }
+}
+
+template <int NC>
+inline void dot_tile_decoded(int64_t nb, const DecodedRow& d, const block_q8_K* const* xs, float* out) {
+    constexpr int kSplit = NC <= 2 ? 2 : 1;
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        __m256i isum[NC], isum2[NC];
+        for (int c = 0; c < NC; ++c) isum[c] = isum2[c] = _mm256_setzero_si256();
+        const Chunk* ch = &d.chunks[(size_t)i * 8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+#pragma GCC unroll 8
+            for (int c = 0; c < NC; ++c) {
+                const __m256i x = load256(xs[c][i].qs + 32 * j);
+                const __m256i p = _mm256_maddubs_epi16(ch[j].q, ch[j].s.apply(x));
+                if (kSplit == 2 && (j & 1)) isum2[c] = dot_acc(isum2[c], p, ch[j].sc);
+                else isum[c] = dot_acc(isum[c], p, ch[j].sc);
+            }
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; ++c) {
+            const __m256i s = kSplit == 2 ? _mm256_add_epi32(isum[c], isum2[c]) : isum[c];
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d.D[(size_t)i] * xs[c][i].d), _mm256_cvtepi32_ps(s), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]);
+}
+
 template <class T>
 void gemm(int64_t n, float* s, size_t ld_s, const void* w, size_t ld_w, int nr, const void* x, size_t ld_x,
           int nc) {
     const int64_t nb = n / QK_K;
+    if (nc > IQ_MAXNC) {
+        // Decode each weight row once for all its column tiles.
+        thread_local DecodedRow dec;
+        for (int r = 0; r < nr; ++r) {
+            decode_row<T>(nb, (const typename T::block*)((const char*)w + (size_t)r * ld_w), dec);
+            for (int c0 = 0; c0 < nc; c0 += IQ_MAXNC) {
+                const int cn = nc - c0 < IQ_MAXNC ? nc - c0 : IQ_MAXNC;
+                const block_q8_K* xs[IQ_MAXNC];
+                for (int c = 0; c < cn; ++c) xs[c] = (const block_q8_K*)((const char*)x + (size_t)(c0 + c) * ld_x);
+                float out[IQ_MAXNC] = {};
+                switch (cn) {
+                    case 1: dot_tile_decoded<1>(nb, dec, xs, out); break;
+                    case 2: dot_tile_decoded<2>(nb, dec, xs, out); break;
+                    case 3: dot_tile_decoded<3>(nb, dec, xs, out); break;
+#if IQ_MAXNC > 4
+                    case 4: dot_tile_decoded<4>(nb, dec, xs, out); break;
+                    case 5: dot_tile_decoded<5>(nb, dec, xs, out); break;
+                    case 6: dot_tile_decoded<6>(nb, dec, xs, out); break;
+                    case 7: dot_tile_decoded<7>(nb, dec, xs, out); break;
+#endif
+                    default: dot_tile_decoded<IQ_MAXNC>(nb, dec, xs, out); break;
+                }
+                for (int c = 0; c < cn; ++c) s[(size_t)(c0 + c) * ld_s + r] = out[c];
+            }
+        }
+        return;
+    }
     for (int c0 = 0; c0 < nc; c0 += IQ_MAXNC) {
         const int cn = nc - c0 < IQ_MAXNC ? nc - c0 : IQ_MAXNC;
         const block_q8_K* xs[IQ_MAXNC];

@@ -568,6 +568,19 @@ TEST(IQuantKernels, VecDotAndGemm) {
                             }
                     }
                 EXPECT_EQ(bad, 0) << label(t, n, isa) << ": vec_dot/gemm results outside the tolerance";
+                // Batch invariance: a column's result does not depend on how many columns or rows are
+                // computed together (bit for bit, gemm of any tile size == vec_dot).
+                for (int nc : {1, 5, (int)C}) {
+                    std::vector<float> S(R * nc);
+                    k->gemm(n, S.data(), R, W.data(), ld_w, (int)R, X.data(), ld_x, nc);
+                    for (int col = 0; col < nc; ++col)
+                        for (size_t r = 0; r < R; ++r) {
+                            float v = NAN;
+                            k->vec_dot(n, &v, c.w[r].data(), c.xq[col].data());
+                            ASSERT_EQ(fp32_to_bits(S[col * R + r]), fp32_to_bits(v))
+                                << label(t, n, isa) << " gemm nc=" << nc << " row " << r << " col " << col;
+                        }
+                }
             }
         }
 }
