@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "vulkan/context.h"
 #include "vulkan/ops.h"
+#include "vulkan/ops_int8.h"
 #include "vulkan/ops_mla.h"
 #include "vulkan/ops_moe.h"
 #include "vulkan/sequence.h"
@@ -184,9 +185,11 @@ public:
     }
 
     void matmul_jobs(const runtime::Job* jobs, size_t n_jobs) override {
+        q8_of_.n = 0;  // products in one list that share their input quantize it once
         for (size_t j = 0; j < n_jobs; ++j) product(jobs[j]);
     }
     void matmul_glu_jobs(const runtime::Job* jobs, size_t n_jobs) override {
+        q8_of_.n = 0;
         for (size_t j = 0; j + 1 < n_jobs; j += 2) {
             product(jobs[j]);
             product(jobs[j + 1]);
@@ -272,6 +275,26 @@ private:
         const Weights& W = weights_of(*j.w, device());
         YITI_ASSERT(W.dims == 2);
         const int64_t n_out = j.w->ne[1];
+        const int64_t n_in = j.w->ne[0];
+        // The fast mode's decode products: activations quantized to 8 bits, integer dot products
+        // (as the CPU's fast mode). Prompt batches and --exact: F32 activations.
+        if (!exact_ && j.n_tokens <= k_q8_max_cols && j.w->view_row0 == 0 && n_out == W.m.n_out &&
+            mul_mat_q8_supported(W.m.type) && n_in % 32 == 0) {
+            if (!(q8_of_.n == j.n_tokens * n_in && q8_of_.buffer == j.x.buffer && q8_of_.offset == j.x.offset &&
+                  q8_n_in_ == n_in)) {
+                const uint64_t qb = quantized_bytes(n_in, j.n_tokens);
+                q8_ = alloc((int64_t)((qb + 3) / 4));
+                quantize_q8(seq_, view(j.x, j.n_tokens * n_in), n_in, j.n_tokens, BufferView{(VkBuffer)q8_.buffer, q8_.offset, qb});
+                q8_of_ = j.x;
+                q8_of_.n = j.n_tokens * n_in;
+                q8_n_in_ = n_in;
+            }
+            const uint64_t qb = quantized_bytes(n_in, j.n_tokens);
+            mul_mat_q8(seq_, W.m, BufferView{(VkBuffer)q8_.buffer, q8_.offset, qb}, j.n_tokens,
+                       view(j.y, j.n_tokens * n_out));
+            return;
+        }
+        q8_of_.n = 0;
         if (j.w->view_row0 == 0 && n_out == W.m.n_out) {
             vk::mul_mat(seq_, W.m, view(j.x, j.n_tokens * j.w->ne[0]), j.n_tokens, view(j.y, j.n_tokens * n_out));
         } else {  // rows of a matrix
@@ -293,6 +316,9 @@ private:
     DeviceArena arena_;
     std::unique_lock<std::recursive_mutex> lock_;
     std::vector<int32_t> slots_;
+    static constexpr int64_t k_q8_max_cols = 8;
+    runtime::Act q8_, q8_of_;  // the quantized input of the last products, and what it was quantized from
+    int64_t q8_n_in_ = 0;
 };
 
 

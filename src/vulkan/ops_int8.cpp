@@ -12,11 +12,14 @@ using namespace detail;
 
 namespace {
 
-// Workgroup shapes (specialization constants of the shaders), as mul_mv's: threads and weight rows
-// per workgroup, fewer threads with more rows each on a software device (lavapipe runs a
-// workgroup's threads as loops split at barriers).
+// Workgroup shapes (specialization constants of the shaders): threads and weight rows per
+// workgroup. GPUs as mul_mv's; a software device (lavapipe runs a workgroup's threads as loops
+// split at barriers) fewer threads: 16 x 4 ran the 4096 x 4096 Q4_K product as fast as mul_mv's
+// 16 x 16 there (within the noise of a loaded 2-core machine), and a quarter of the rows per
+// workgroup makes a quarter of the unrolled code: lavapipe compiles a pipeline at its first
+// dispatch, ~8x faster (the 8-column Q4_K kernel in 1.4 s instead of 11 s).
 constexpr uint32_t k_mvq_threads = 64, k_mvq_rows = 4;
-constexpr uint32_t k_mvq_threads_sw = 16, k_mvq_rows_sw = 16;
+constexpr uint32_t k_mvq_threads_sw = 16, k_mvq_rows_sw = 4;
 constexpr uint32_t k_mvq_max_cols = 8;  // mul_mvq: columns per dispatch
 constexpr uint32_t k_quant_threads = 64;
 
@@ -68,8 +71,8 @@ void quantize_q8(Sequence& seq, const BufferView& x, int64_t n_in, int64_t n_col
     YITI_ASSERT(x.size >= (uint64_t)n_cols * n_in * 4 && xq.size >= quantized_bytes(n_in, n_cols));
     YITI_ASSERT(x.offset % 4 == 0 && xq.offset % 4 == 0);
     const uint64_t col_bytes = column_bytes(n_in);
-    const int64_t cols_per = (int64_t)std::min(items_per_binding(ctx, (uint64_t)n_in * 4),
-                                               items_per_binding(ctx, col_bytes));
+    const int64_t cols_per =
+        (int64_t)std::min(items_per_binding(ctx, (uint64_t)n_in * 4), items_per_binding(ctx, col_bytes));
     if (cols_per < 1)
         throw Error(strprintf("%s: an activation column of %lld values does not fit one binding (%llu bytes)",
                               ctx.name().c_str(), (long long)n_in,
@@ -79,8 +82,15 @@ void quantize_q8(Sequence& seq, const BufferView& x, int64_t n_in, int64_t n_col
     for (int64_t c0 = 0; c0 < n_cols; c0 += cols_per) {
         const int64_t nc = std::min(cols_per, n_cols - c0);
         const Binding bx = seq.bind(x.sub((uint64_t)c0 * n_in * 4, (uint64_t)nc * n_in * 4), Access::Read);
-        const Binding bq = seq.bind(xq.sub((uint64_t)c0 * col_bytes, (uint64_t)nc * col_bytes), Access::Write);
-        QuantizePush pc{u32(n_in), u32(nc), bx.shift_elems(4), u32(n_in), bq.shift_elems(4), u32((int64_t)col_bytes / 4)};
+        const Binding bq =
+            seq.bind(xq.sub((uint64_t)c0 * col_bytes, (uint64_t)nc * col_bytes), Access::Write);
+        QuantizePush pc{};
+        pc.n_in = u32(n_in);
+        pc.n_cols = u32(nc);
+        pc.x_off = bx.shift_elems(4);
+        pc.x_stride = u32(n_in);
+        pc.q_off = bq.shift_elems(4);
+        pc.q_stride = u32((int64_t)col_bytes / 4);
         uint32_t gx, gy;
         seq.grid(((uint64_t)nb * nc + k_quant_threads - 1) / k_quant_threads, &gx, &gy);
         seq.dispatch(p, {bx, bq}, &pc, sizeof pc, gx, gy);
@@ -118,7 +128,8 @@ void mul_mat_q8(Sequence& seq, const Matrix& w, const BufferView& xq, int64_t n_
         const Binding bw = seq.bind(piece.buf.view(), Access::Read);
         for (int64_t c0 = 0; c0 < n_cols; c0 += cols_per) {
             const int64_t nc = std::min(cols_per, n_cols - c0);
-            const Binding bx = seq.bind(xq.sub((uint64_t)c0 * col_bytes, (uint64_t)nc * col_bytes), Access::Read);
+            const Binding bx =
+                seq.bind(xq.sub((uint64_t)c0 * col_bytes, (uint64_t)nc * col_bytes), Access::Read);
             const uint64_t y_first = (uint64_t)c0 * w.n_out + piece.row0;
             const uint64_t y_span = (uint64_t)(nc - 1) * w.n_out + piece.n_rows;
             const Binding by = seq.bind(y.sub(y_first * 4, y_span * 4), Access::Write);
@@ -132,8 +143,7 @@ void mul_mat_q8(Sequence& seq, const Matrix& w, const BufferView& xq, int64_t n_
             pc.x_stride = u32((int64_t)col_bytes / 4);
             pc.y_off = by.shift_elems(4);
             pc.y_stride = u32(w.n_out);
-            const Pipeline& p =
-                ctx.pipeline({shader, 3, sizeof(MulQPush), {threads, (uint32_t)nc, rows}});
+            const Pipeline& p = ctx.pipeline({shader, 3, sizeof(MulQPush), {threads, (uint32_t)nc, rows}});
             uint32_t gx, gy;
             seq.grid((piece.n_rows + rows - 1) / rows, &gx, &gy);
             seq.dispatch(p, {bw, bx, by}, &pc, sizeof pc, gx, gy);

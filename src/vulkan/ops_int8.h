@@ -3,7 +3,7 @@
 // activation columns of a product with a quantized weight are quantized once to 8 bits, and the
 // kernel multiplies the weight's integers with the activation's int8 values in per-block integer
 // dot products, scaled afterwards. The result differs from mul_mat's (F32 activations) by the
-// activations' 8-bit rounding: NMSE ~1.6e-5 for activations spread evenly over their blocks' range
+// activations' 8-bit rounding: NMSE ~1.4e-5 for activations spread evenly over their blocks' range
 // (the derivation is in tests/unit/test_vulkan_int8.cpp).
 //
 // The dot products are 4-way int8 dot products (OpSDot, dotPacked4x8EXT) where the device has them
@@ -33,7 +33,7 @@ bool mul_mat_q8_supported(DType t);
 //                            bits), each an int16
 // The block's values are q * d with q = roundEven(x / d): the sums give weight types with a min
 // (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) their min term in one product per half block, as Q8_1's sum does.
-constexpr int64_t k_q8_block = 32;        // values per block
+constexpr int64_t k_q8_block = 32;         // values per block
 constexpr uint64_t k_q8_block_bytes = 40;  // bytes per block: 32 quants, the scale, the two sums
 
 // Bytes of n_cols quantized columns of n_in values (n_in a multiple of 32).

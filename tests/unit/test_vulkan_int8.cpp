@@ -1,9 +1,10 @@
 // Tests of the Vulkan integer products (vulkan/ops_int8.h): quantize_q8's activation format and
 // mul_mat_q8 for every weight type it takes, 1, 3, 8 and 9 columns, row counts that are not a
 // multiple of the kernel's 4 rows per workgroup, short rows (8 blocks: most threads idle) and long
-// ones (K = 4096: two blocks per thread), split bindings. Both kernels run where the device has the
-// integer dot product feature (lavapipe has it, not accelerated): the packed one (OpSDot) must give
-// the unpacked one's floats bit for bit, so the algorithm CI tests is the one a GPU runs.
+// ones (K = 4096: 128 blocks, several per thread), split bindings. Both kernels run where the device
+// has the integer dot product feature (lavapipe has it, not accelerated): the packed one (OpSDot)
+// must give the unpacked one's floats bit for bit (3 columns of each type), so the algorithm CI
+// tests is the one a GPU runs.
 //
 // The device: YITI_TEST_VK_DEVICE or the first usable Vulkan device, as test_vulkan_ops.cpp; the
 // tests skip without one.
@@ -14,28 +15,34 @@
 //    kernel computes, in other roundings. The integer sums are exact; what is left is the F32
 //    roundings of D * (sc dot) + M * (mn sum) per block (a few u = 2^-24 relative to the larger
 //    term), the reference's own roundings of each dequantized weight, and the F32 sum over the
-//    row's blocks (u sqrt(K / 32) relative): NMSE ~1e-13 (measured below 1e-12). Any wrong integer
-//    (a quant, a scale, a min, a sum) in one block in 32 gives far more than 1e-9.
-//  * kF32Nmse = 4e-5 against vk::mul_mat (F32 activations, same weights): the activations' 8-bit
-//    rounding. The test activations are uniform in [-1, 1): a block's scale is d = amax / 127 with
-//    E[amax^2] = 32/34 for 32 values, the rounding error e = x - q d is uniform in [-d/2, d/2], so
-//    E[e^2] = E[d^2] / 12 = (32/34) / (12 * 127^2) = 4.86e-6 against E[x^2] = 1/3: a relative
-//    1.46e-5. An output y = sum_k w_k x_k gets the error sum_k w_k e_k, of variance
-//    sum_k w_k^2 E[e^2] against E[y^2] = sum_k w_k^2 E[x^2] (independent, zero-mean x), so
-//    NMSE ~= 1.46e-5 whatever the weights. The estimate from N = n_out * n_cols >= 33 outputs
-//    scatters by about sqrt(2 / N) <= 25%: the bound leaves 2.7x.
+//    row's blocks (u sqrt(K / 32) relative): NMSE ~1e-14 (measured at most 1.1e-14). One wrong
+//    integer in a block of 32 (a quant, a scale, a min, a sum) gives far more than 1e-9.
+//  * kF32Nmse = 4e-5 against vk::mul_mat (F32 activations, same weights; its tiled kernel, one
+//    pipeline per type, is tested to 1e-9 against the reference in test_vulkan_ops.cpp): the
+//    activations' 8-bit rounding. The test activations are uniform in [-1, 1): a block's scale is
+//    d = amax / 127 with E[amax^2] = 32/34 for 32 values, the rounding error e = x - q d is uniform
+//    in [-d/2, d/2], so E[e^2] = E[d^2] / 12 = (32/34) / (12 * 127^2) = 4.86e-6 against
+//    E[x^2] = 1/3: a relative 1.46e-5 (a simulation gives 1.41e-5: the largest element of a block
+//    is exact). An output y = sum_k w_k x_k gets the error sum_k w_k e_k, of variance
+//    sum_k w_k^2 E[e^2] against E[y^2] = sum_k w_k^2 E[x^2] (independent, zero-mean x), so the
+//    NMSE is ~1.4e-5 whatever the weights. A case's estimate scatters: its outputs share the
+//    column's few hundred rounding errors and its 33 .. 603 outputs' sums of squares vary by
+//    sqrt(2 / N) (25% for 33); measured 1.1e-5 .. 2.0e-5. The bound leaves 2.8x over the
+//    expectation, 2x over the worst case measured.
 //  * kCpuNmse = 8e-5 against cpu::matmul with exact = false on the same weights, which quantizes
-//    the activations itself (Q8_0 / Q8_1: blocks of 32 with a half scale; Q8_K for the K-quants and
-//    IQ4_XS: blocks of 256, amax ~1, relative error 1.54e-5). Two 8-bit roundings: their difference
-//    has at most (independent errors, the K-quants) 1.46e-5 + 1.54e-5 = 3.0e-5 (the legacy types,
-//    whose scales differ only by the half's rounding, share most of their quants' roundings and
-//    come lower); fully anti-correlated errors would give 6e-5. The bound leaves 2.7x over the
-//    independent case.
-// Deliberately wrong kernels each test was seen to fail (one per test, patched into the shaders by
-// hand, then reverted), with the NMSE they gave against the emulation / F32 / CPU:
-//    see the comment above each test.
+//    the activations itself: Q8_0 / Q8_1 (blocks of 32 with a half scale: the same quants but where
+//    the half's rounding moves x / d across a rounding boundary: measured 3e-8 .. 3e-7) and Q8_K
+//    for the K-quants and IQ4_XS (blocks of 256 rounded to their own scale, relative error 1.53e-5
+//    by simulation, partly correlated with the GPU's: the difference of the two roundings has 2.45e-5
+//    by simulation; were they anti-correlated, 4 x 1.5e-5 = 6e-5). Measured for the K-quants
+//    1.6e-5 .. 4.2e-5 (the single-column cases scatter most, as above). The bound leaves 3.3x over
+//    the expectation, 1.9x over the worst case measured.
+// Each test was seen to fail with a deliberately wrong kernel patched into the shader (or the host
+// code), then reverted; the comment above each test names it, with the worst NMSE it gave against
+// the emulation / F32 / CPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -194,12 +201,18 @@ std::vector<float> dequantize_q8(const HostQ8& h, int64_t n_in, int64_t n_cols) 
     return x;
 }
 
+// The worst NMSEs of several cases (a NaN stays), and whether a packed kernel differed.
 struct Worst {
     double emul = 0, f32 = 0, cpu = 0;
+    bool packed_differs = false;
     void add(const Worst& o) {
-        emul = std::max(emul, o.emul);
-        f32 = std::max(f32, o.f32);
-        cpu = std::max(cpu, o.cpu);
+        auto worse = [](double& a, double b) {
+            if (!(b <= a)) a = b;
+        };
+        worse(emul, o.emul);
+        worse(f32, o.f32);
+        worse(cpu, o.cpu);
+        packed_differs |= o.packed_differs;
     }
 };
 
@@ -233,14 +246,15 @@ protected:
     // y = W x through quantize_q8 + mul_mat_q8 for each column count of `cols`, all in one
     // sequence with the F32 mul_mat of the same columns (and the packed kernel where the device has
     // the feature), against the three references of the file comment. Returns the worst NMSEs.
-    static Worst check(vk::Context& ctx, DType t, int64_t n_in, int64_t n_out, const std::vector<int64_t>& cols,
-                       uint64_t seed) {
+    static Worst check(vk::Context& ctx, DType t, int64_t n_in, int64_t n_out,
+                       const std::vector<int64_t>& cols, uint64_t seed,
+                       const std::vector<int64_t>& packed_cols) {
         const HostWeight hw = make_weight(t, n_in, n_out, seed);
         const vk::Matrix w = vk::upload_matrix(ctx, hw.tensor);
-        const bool packed = ctx.int8_dot();
         Rng rng(seed + 7);
         struct Case {
             int64_t nc;
+            bool packed;
             std::vector<float> x;
             vk::Buffer xb, xq, y, yp, yf;
             std::vector<uint32_t> xq_host;
@@ -251,6 +265,8 @@ protected:
         for (size_t i = 0; i < cols.size(); ++i) {
             Case& k = cases[i];
             k.nc = cols[i];
+            k.packed = ctx.int8_dot() &&
+                       std::find(packed_cols.begin(), packed_cols.end(), k.nc) != packed_cols.end();
             k.x = rng.vec((size_t)(k.nc * n_in));
             k.xb = to_device(ctx, k.x);
             const uint64_t qbytes = vk::quantized_bytes(n_in, k.nc);
@@ -260,15 +276,15 @@ protected:
             k.yf = ctx.alloc((size_t)(k.nc * n_out) * 4, "test y f32");
             vk::quantize_q8(seq, k.xb.view(), n_in, k.nc, k.xq.view());
             vk::mul_mat_q8(seq, w, k.xq.view(), k.nc, k.y.view(), {vk::Int8Dot::Unpacked});
-            if (packed) vk::mul_mat_q8(seq, w, k.xq.view(), k.nc, k.yp.view(), {vk::Int8Dot::Packed});
-            vk::mul_mat(seq, w, k.xb.view(), k.nc, k.yf.view());
+            if (k.packed) vk::mul_mat_q8(seq, w, k.xq.view(), k.nc, k.yp.view(), {vk::Int8Dot::Packed});
+            vk::mul_mat(seq, w, k.xb.view(), k.nc, k.yf.view(), {vk::MulMatPath::Tiled});
             k.xq_host.resize(qbytes / 4);
             k.got.resize((size_t)(k.nc * n_out));
             k.got_packed.resize(k.got.size());
             k.got_f32.resize(k.got.size());
             seq.download(k.xq.view(), k.xq_host.data(), qbytes);
             seq.download(k.y.view(), k.got.data(), k.got.size() * 4);
-            if (packed) seq.download(k.yp.view(), k.got_packed.data(), k.got.size() * 4);
+            if (k.packed) seq.download(k.yp.view(), k.got_packed.data(), k.got.size() * 4);
             seq.download(k.yf.view(), k.got_f32.data(), k.got.size() * 4);
         }
         seq.run();
@@ -286,11 +302,11 @@ protected:
             EXPECT_LE(e.emul, kEmulNmse) << what << ": against the emulation";
             EXPECT_LE(e.f32, kF32Nmse) << what << ": against the F32 product";
             EXPECT_LE(e.cpu, kCpuNmse) << what << ": against the CPU's fast mode";
-            if (packed) {
-                EXPECT_EQ(memcmp(k.got.data(), k.got_packed.data(), k.got.size() * 4), 0)
+            if (k.packed) {
+                e.packed_differs = memcmp(k.got.data(), k.got_packed.data(), k.got.size() * 4) != 0;
+                EXPECT_FALSE(e.packed_differs)
                     << what << ": the packed dot product's kernel differs from the unpacked one's";
             }
-            printf("DBG %s emul %.3g f32 %.3g cpu %.3g\n", what.c_str(), e.emul, e.f32, e.cpu);
             worst.add(e);
         }
         return worst;
@@ -299,13 +315,19 @@ protected:
     static void check_type(DType t) {
         ASSERT_TRUE(vk::mul_mat_q8_supported(t));
         Worst worst;
-        // 67 rows: 16 workgroups of 4 and one of 3. K = 256: 8 blocks per row; K = 4096: 128.
-        worst.add(check(*ctx_, t, 256, 67, {1, 3, 8, 9}, 1));
-        worst.add(check(*ctx_, t, 4096, 33, {1, 9}, 2));
-        printf("[ nmse     ] mul_mat_q8 %s: emulation %.3g (bound %.0e), F32 %.3g (bound %.0e), CPU fast %.3g "
-               "(bound %.0e)%s\n",
-               yiti::dtype_name(t), worst.emul, kEmulNmse, worst.f32, kF32Nmse, worst.cpu, kCpuNmse,
-               ctx_->int8_dot() ? "; packed == unpacked" : "");
+        // 67 and 33 rows: the last workgroup (4 rows) not full. K = 256: 8 blocks per row, fewer
+        // than the threads of a workgroup; K = 4096: 128, several per thread. The packed kernel
+        // (where the device has the feature) for 3 columns: on lavapipe every pipeline costs ~0.5 s
+        // of compilation with a cold shader cache.
+        worst.add(check(*ctx_, t, 256, 67, {1, 3, 8, 9}, 1, {3}));
+        worst.add(check(*ctx_, t, 4096, 33, {1, 9}, 2, {}));
+        printf(
+            "[ nmse     ] mul_mat_q8 %s: emulation %.3g (bound %.0e), F32 %.3g (bound %.0e), CPU fast %.3g "
+            "(bound %.0e)%s\n",
+            yiti::dtype_name(t), worst.emul, kEmulNmse, worst.f32, kF32Nmse, worst.cpu, kCpuNmse,
+            !ctx_->int8_dot()      ? ""
+            : worst.packed_differs ? "; packed != unpacked"
+                                   : "; packed == unpacked");
     }
 
     static inline vk::Context* ctx_ = nullptr;
@@ -318,7 +340,8 @@ protected:
 // The format of ops_int8.h: scales amax / 127, quants within half a step of x / d (the division
 // may be 2.5 ulp off on a device: a tie may go either way), the sums those of the quants, a block of
 // zeros all zeros; 5 columns of 96 with 3 blocks of zeros, one of them in the last column.
-// Fails: rounding toward zero (int(x / d)): quants up to a step off; the two sums swapped.
+// Fails: rounding toward zero (int(x / d)): 198 failures; the two sums swapped: 22 of the 24 sums of
+// the nonzero blocks.
 TEST_F(VulkanInt8, QuantizeFormat) {
     const int64_t n_in = 96, n_cols = 5;
     Rng rng(11);
@@ -356,51 +379,54 @@ TEST_F(VulkanInt8, QuantizeFormat) {
     }
 }
 
-// Fails: dx read from the next block's scale: 0.14 / 0.14 / 0.14.
+// Fails: the activation's quants read as if its blocks were 10 words apart (the scale and sums
+// interleaved): 2.2 / 2.2 / 2.2.
 TEST_F(VulkanInt8, MulMatQ8_0) {
     check_type(DType::Q8_0);
 }
-// Fails: the offset 7 instead of 8: 1.5e-3 / 1.5e-3 / 1.5e-3.
+// Fails: the offset 7 instead of 8: 0.053 / 0.053 / 0.053. And the packed kernel with OpSUDot
+// (signed x unsigned) instead of OpSDot: bit-for-bit check against the unpacked one (3 columns).
 TEST_F(VulkanInt8, MulMatQ4_0) {
     check_type(DType::Q4_0);
 }
-// Fails: the block sum dropped (no min term): 0.33 / 0.33 / 0.33.
+// Fails: the block sums dropped (no min term): 3.75 / 3.75 / 3.75.
 TEST_F(VulkanInt8, MulMatQ4_1) {
     check_type(DType::Q4_1);
 }
-// Fails: the fifth bit of the second half's elements dropped: 0.26 / 0.26 / 0.26.
+// Fails: the fifth bit of the second half's elements dropped: 0.93 / 0.93 / 0.93.
 TEST_F(VulkanInt8, MulMatQ5_0) {
     check_type(DType::Q5_0);
 }
-// Fails: the first half's sum used for both halves' min: 0.17 / 0.17 / 0.17.
+// Fails: the first half's sum used for both halves' mins: 3.0 / 3.0 / 3.0.
 TEST_F(VulkanInt8, MulMatQ5_1) {
     check_type(DType::Q5_1);
 }
-// Fails: the table's last entry 112 instead of 113: 2.3e-5 / 3.3e-5 / 4.6e-5 -- the emulation only.
+// Fails: the table's last entry 112 instead of 113: 2.4e-5 / 3.8e-5 / 2.4e-5 -- the emulation's
+// bound only (the F32 one just passes).
 TEST_F(VulkanInt8, MulMatIQ4_NL) {
     check_type(DType::IQ4_NL);
 }
-// Fails: the halves' mins swapped: 0.023 / 0.023 / 0.023.
+// Fails: the halves' mins swapped: 0.13 / 0.13 / 0.13.
 TEST_F(VulkanInt8, MulMatQ2_K) {
     check_type(DType::Q2_K);
 }
-// Fails: the scales offset by 31 instead of 32: 2.0e-3 / 2.0e-3 / 2.0e-3.
+// Fails: the scales offset by 31 instead of 32: 2.0e-3 / 2.0e-3 / 2.1e-3.
 TEST_F(VulkanInt8, MulMatQ3_K) {
     check_type(DType::Q3_K);
 }
-// Fails: the sub-block's scale and min taken from sub-block c + 1 (off by one): 0.37 / 0.37 / 0.37.
+// Fails: the sub-block's scale and min taken from sub-block c + 1 (off by one): 0.030 / 0.030 / 0.030.
 TEST_F(VulkanInt8, MulMatQ4_K) {
     check_type(DType::Q4_K);
 }
-// Fails: the fifth bit from bit c + 1 of qh (the next sub-block's): 0.17 / 0.17 / 0.17.
+// Fails: the fifth bit from bit c + 1 of qh (the next sub-block's): 1.5 / 1.5 / 1.5.
 TEST_F(VulkanInt8, MulMatQ5_K) {
     check_type(DType::Q5_K);
 }
-// Fails: the halves' scales swapped (the sub-block of 16 off by one): 0.30 / 0.30 / 0.30.
+// Fails: the halves' scales swapped (the sub-block of 16 off by one): 2.2 / 2.2 / 2.2.
 TEST_F(VulkanInt8, MulMatQ6_K) {
     check_type(DType::Q6_K);
 }
-// Fails: the scale offset by 31 instead of 32: 2.2e-3 / 2.2e-3 / 2.2e-3.
+// Fails: the scale offset by 31 instead of 32: 1.6e-3 / 1.7e-3 / 1.8e-3.
 TEST_F(VulkanInt8, MulMatIQ4_XS) {
     check_type(DType::IQ4_XS);
 }
@@ -418,10 +444,11 @@ TEST_F(VulkanInt8, Unsupported) {
 }
 
 // A storage range of 4 KiB and blocks of 64 KiB: weights in pieces of a few rows (Q4_K: 14 rows
-// of 288 bytes; Q5_0: 12 rows of 330 bytes, an odd number of 16-bit words per block), activation
-// columns in groups per binding (quantize_q8: one column of 2 KiB per dispatch; mul_mat_q8: 6 of
-// 640 bytes, Q5_0's 600-byte columns bound at offsets off the binding alignment) and y bound per
-// piece and group. Fails: a piece's first row ignored in y's offset (row0): 1.0 / 1.0 / 1.0.
+// of 288 bytes; Q5_0: 9 rows of 418 bytes, an odd number of 16-bit words per block), activation
+// columns in groups per binding (Q4_K, K = 512: quantize_q8 one column of 2 KiB per dispatch,
+// mul_mat_q8 6 columns of 640 bytes; Q5_0, K = 608: 5 columns of 760 bytes, so that groups and
+// quantize_q8's single columns start off the binding alignment) and y bound per piece and group.
+// Fails: a piece's first row ignored in y's offset (row0): 1.2 / 1.2 / 1.2.
 TEST_F(VulkanInt8, SplitBindings) {
     vk::ContextOptions opt;
     opt.cap.max_storage_range = 4096;
@@ -429,8 +456,8 @@ TEST_F(VulkanInt8, SplitBindings) {
     auto small = vk::Context::create(index_, opt);
     ASSERT_EQ(small->limits().max_storage_range, 4096u);
     Worst worst;
-    worst.add(check(*small, DType::Q4_K, 512, 67, {9}, 21));
-    worst.add(check(*small, DType::Q5_0, 480, 67, {9}, 22));
+    worst.add(check(*small, DType::Q4_K, 512, 67, {9}, 21, {}));
+    worst.add(check(*small, DType::Q5_0, 608, 67, {9}, 22, {}));
     printf("[ nmse     ] mul_mat_q8 split: emulation %.3g, F32 %.3g, CPU fast %.3g\n", worst.emul, worst.f32,
            worst.cpu);
 }
@@ -462,7 +489,8 @@ TEST_F(VulkanInt8, DISABLED_TimeQ4_K4096) {
         const auto t0 = std::chrono::steady_clock::now();
         for (int64_t i = 0; i < reps; ++i) record();
         seq.run();
-        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+               reps;
     };
     const double f32 = time([&] { vk::mul_mat(seq, w, x.view(), 1, y.view()); });
     const double q8 = time([&] {
@@ -471,9 +499,16 @@ TEST_F(VulkanInt8, DISABLED_TimeQ4_K4096) {
     });
     const double q8_only = time([&] { vk::mul_mat_q8(seq, w, xq.view(), 1, y.view()); });
     const double quant = time([&] { vk::quantize_q8(seq, x.view(), n, 1, xq.view()); });
-    printf("[ time     ] %s, Q4_K 4096x4096, 1 column: mul_mat %.2f ms; quantize_q8 + mul_mat_q8 %.2f ms "
-           "(mul_mat_q8 %.2f ms, quantize_q8 %.3f ms; %s dot products)\n",
-           ctx_->name().c_str(), f32, q8, q8_only, quant, vk::q8_uses_packed_dot(*ctx_) ? "packed" : "unpacked");
+    printf(
+        "[ time     ] %s, Q4_K 4096x4096, 1 column: mul_mat %.2f ms; quantize_q8 + mul_mat_q8 %.2f ms "
+        "(mul_mat_q8 %.2f ms, quantize_q8 %.3f ms; %s dot products)\n",
+        ctx_->name().c_str(), f32, q8, q8_only, quant, vk::q8_uses_packed_dot(*ctx_) ? "packed" : "unpacked");
+    for (vk::Int8Dot dot : {vk::Int8Dot::Unpacked, vk::Int8Dot::Packed}) {
+        if (dot == vk::Int8Dot::Packed && !ctx_->int8_dot()) continue;
+        const double ms = time([&] { vk::mul_mat_q8(seq, w, xq.view(), 1, y.view(), {dot}); });
+        printf("[ time     ] mul_mat_q8 with the %s kernel: %.2f ms\n",
+               dot == vk::Int8Dot::Packed ? "packed" : "unpacked", ms);
+    }
 }
 
 #endif  // YITI_VULKAN

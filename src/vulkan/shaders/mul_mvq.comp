@@ -85,6 +85,10 @@ int dot4(uint a, uint b) {
 shared float red[NROWS * NCOLS][WG];
 
 void main() {
+#if defined(W_Q_INIT)
+    wq_init();  // the weight type's shared tables
+    barrier();
+#endif
     const uint row0 = group_linear() * NROWS;
     if (row0 >= p.n_rows) return;
     const uint tid = gl_LocalInvocationID.x;

@@ -44,12 +44,24 @@ uint wq_spread4(uint b) {
 }
 
 #if defined(W_IQ4_NL) || defined(W_IQ4_XS)
-const int wq_kvalues[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+// The non-linear table (kvalues_iq4nl) as int8 bytes, in shared memory, where GPUs look tables up
+// fast (a constant array indexed by a variable may become a copy in each thread's local memory).
+const int wq_kvalues_init[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+shared uint wq_kvalues[16];
+// Fills the table: every thread of the workgroup calls it, then a barrier.
+void wq_init() {
+    if (gl_LocalInvocationID.x == 0u) {
+        [[unroll]] for (uint i = 0; i < 16u; ++i) wq_kvalues[i] = uint(wq_kvalues_init[i]) & 0xFFu;
+    }
+}
 // The table's values of the nibbles in bytes 0 .. 3 of n (each < 16).
 uint wq_iq4(uint n) {
-    return (uint(wq_kvalues[n & 15u]) & 0xFFu) | ((uint(wq_kvalues[(n >> 8) & 15u]) & 0xFFu) << 8) |
-           ((uint(wq_kvalues[(n >> 16) & 15u]) & 0xFFu) << 16) | (uint(wq_kvalues[n >> 24]) << 24);
+    return wq_kvalues[n & 15u] | (wq_kvalues[(n >> 8) & 15u] << 8) | (wq_kvalues[(n >> 16) & 15u] << 16) |
+           (wq_kvalues[n >> 24] << 24);
 }
+#define W_Q_INIT 1
+#else
+void wq_init() {}
 #endif
 
 void wq_block(uint base, uint blk, out uint q[8], out ivec2 sc, out ivec2 mn, out float D, out float M) {
