@@ -1,7 +1,9 @@
 #include "runtime/backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "core/error.h"
 #include "cpu/route.h"
@@ -24,13 +26,22 @@ Act Act::at(int64_t i, int64_t len) const {
 // ---------------------------------------------------------------------------------------------
 // Host arena
 
+void HostArena::Free::operator()(float* p) const { std::free(p); }
+
+HostArena::Chunk HostArena::make_chunk(int64_t cap) {
+    Chunk c;
+    c.cap = cap;
+    const size_t bytes = ((size_t)cap * sizeof(float) + 63) / 64 * 64;
+    c.p.reset((float*)std::aligned_alloc(64, bytes));
+    if (!c.p) throw std::bad_alloc();
+    return c;
+}
+
 float* HostArena::alloc(int64_t n) {
     n = (n + 15) / 16 * 16;  // 64-byte steps
     if (chunks_.empty() || used_ + n > chunks_.back().cap) {
-        Chunk c;
-        c.cap = std::max<int64_t>(n, std::max<int64_t>(chunks_.empty() ? 0 : chunks_.back().cap * 2, 1 << 16));
-        c.p.reset(new (std::align_val_t(64)) float[(size_t)c.cap]);
-        chunks_.push_back(std::move(c));
+        chunks_.push_back(
+            make_chunk(std::max<int64_t>(n, std::max<int64_t>(chunks_.empty() ? 0 : chunks_.back().cap * 2, 1 << 16))));
         used_ = 0;
     }
     float* p = chunks_.back().p.get() + used_;
@@ -43,10 +54,7 @@ void HostArena::reset() {
     if (chunks_.size() > 1) {  // one chunk that holds a whole pass like the last one
         const int64_t want = total_;
         chunks_.clear();
-        Chunk c;
-        c.cap = want;
-        c.p.reset(new (std::align_val_t(64)) float[(size_t)c.cap]);
-        chunks_.push_back(std::move(c));
+        chunks_.push_back(make_chunk(want));
     }
     used_ = 0;
     total_ = 0;

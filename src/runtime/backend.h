@@ -156,10 +156,14 @@ public:
     void reset();
 
 private:
+    struct Free {
+        void operator()(float* p) const;
+    };
     struct Chunk {
-        std::unique_ptr<float[]> p;
+        std::unique_ptr<float, Free> p;  // 64-byte aligned
         int64_t cap = 0;
     };
+    static Chunk make_chunk(int64_t cap);
     std::vector<Chunk> chunks_;
     int64_t used_ = 0;   // in the last chunk
     int64_t total_ = 0;  // floats handed out this pass
