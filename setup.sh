@@ -25,10 +25,10 @@ fi
 
 # 2. Python tools for the end-to-end tests.
 PY=${PYTHON:-python3}
-if ! $PY -c "import pytest, requests, openai, selenium, prometheus_client" >/dev/null 2>&1; then
+if ! $PY -c "import pytest, requests, openai, selenium, prometheus_client, jsonschema" >/dev/null 2>&1; then
   echo "setup: installing Python test tools"
-  $PY -m pip install -q pytest requests openai selenium prometheus_client 2>/dev/null ||
-    $PY -m pip install -q --break-system-packages pytest requests openai selenium prometheus_client
+  $PY -m pip install -q pytest requests openai selenium prometheus_client jsonschema 2>/dev/null ||
+    $PY -m pip install -q --break-system-packages pytest requests openai selenium prometheus_client jsonschema
 fi
 
 # 3. Build.

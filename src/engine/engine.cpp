@@ -25,6 +25,7 @@ struct Engine::Sequence {
     GenerateRequest req;
     TokenCallback cb;
     std::unique_ptr<sample::Sampler> sampler;
+    std::unique_ptr<Constraint> constraint;  // when the request has one
     std::vector<int32_t> tokens;   // prompt, then generated tokens
     int64_t n_prompt = 0;          // original prompt length
     int64_t n_cached = 0;          // prompt tokens taken from the prefix cache
@@ -97,6 +98,13 @@ uint64_t Engine::submit(GenerateRequest req, TokenCallback cb) {
     s->req = std::move(req);
     s->cb = std::move(cb);
     s->sampler = std::make_unique<sample::Sampler>(s->req.sampling, V);
+    if (s->req.constraint) {
+        if (!s->req.constraint->cache || !s->req.constraint->cv)
+            throw Error("the constraint has no grammar or vocabulary");
+        if (s->req.constraint->cache->vocab()->size() > V)
+            throw Error("the constraint's vocabulary is larger than the model's");
+        s->constraint = std::make_unique<Constraint>(s->req.constraint);
+    }
     s->tokens = s->req.prompt;
     s->n_prompt = (int64_t)s->tokens.size();
     s->t_submit = clock_type::now();
@@ -366,7 +374,9 @@ bool Engine::step() {
         if (batch.seqs[i].no_logits) continue;
         const float* row = logits.data() + out_row * V;
         ++out_row;
-        const int32_t tok = s->sampler->sample(row, s->tokens);
+        const sample::TokenMask* allowed = s->constraint ? &s->constraint->mask() : nullptr;
+        const int32_t tok = s->sampler->sample(row, s->tokens, allowed);
+        if (s->constraint) s->constraint->accept(tok);
         s->tokens.push_back(tok);
         s->n_generated++;
         if (s->n_generated == 1) {
@@ -386,7 +396,8 @@ bool Engine::step() {
         ev.n_cached = s->n_cached;
         ev.n_generated = s->n_generated;
         FinishReason fr = FinishReason::None;
-        if (ev.is_eog && s->req.stop_at_eog) fr = FinishReason::Stop;
+        if (ev.is_eog && (s->req.stop_at_eog || s->constraint)) fr = FinishReason::Stop;
+        else if (s->constraint && s->constraint->complete()) fr = FinishReason::Stop;
         else if (s->n_generated >= s->req.max_tokens || (int64_t)s->tokens.size() >= opt_.n_ctx_per_seq)
             fr = FinishReason::Length;
         const bool keep = s->cb ? s->cb(ev) : false;

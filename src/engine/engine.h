@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/constraint.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
 #include "runtime/backend.h"
@@ -42,6 +43,10 @@ struct GenerateRequest {
     bool stop_at_eog = true;         // stop at the model's end-of-generation tokens (finish: stop)
     std::vector<int32_t> eog_tokens; // which ids end generation
     int top_logprobs = 0;            // report this many alternatives per token (0: none)
+    // Grammar-constrained decoding (structured outputs), or null: each step samples only among
+    // the tokens the grammar allows; end-of-generation ids only where it may end, and generation
+    // stops (finish: stop) once the document is complete. Each sequence gets its own matcher state.
+    std::shared_ptr<const ConstraintSpec> constraint;
 };
 
 struct TokenEvent {

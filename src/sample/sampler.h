@@ -7,6 +7,8 @@
 
 namespace yiti::sample {
 
+struct TokenMask;  // sample/grammar.h
+
 struct SamplerParams {
     float temperature = 0.8f;  // <= 0: greedy
     int top_k = 40;            // <= 0: all
@@ -32,8 +34,11 @@ public:
     Sampler(const SamplerParams& p, int64_t n_vocab);
 
     // Picks the next token from one row of logits; `history` is the sequence so far (prompt and
-    // generated) and feeds the penalties.
-    int32_t sample(const float* logits, const std::vector<int32_t>& history);
+    // generated) and feeds the penalties. With `allowed` (grammar-constrained decoding), only the
+    // tokens it sets can be chosen, greedy or sampled: the others are masked out before the
+    // penalties and top-k / top-p / min-p, and the log-probabilities are those of the masked
+    // distribution. Ids at or past the mask's size are masked out; an empty mask is ignored.
+    int32_t sample(const float* logits, const std::vector<int32_t>& history, const TokenMask* allowed = nullptr);
 
     // Log-probabilities of the chosen token and the n most likely ones, from the last sample() call.
     float last_logprob() const { return last_logprob_; }
@@ -46,6 +51,10 @@ private:
     int64_t n_vocab_;
     std::mt19937_64 rng_;
     std::vector<float> work_;       // penalized logits
+    std::vector<int32_t> cand_;     // with a mask: the allowed ids (ascending)
+    bool masked_ = false;           // the last sample() had a mask
+    void penalize(const std::vector<int32_t>& history);
+    int32_t pick(const int32_t* cand, size_t n_cand);
     float last_logprob_ = 0;
     float last_lse_ = 0;            // log-sum-exp of work_
 };

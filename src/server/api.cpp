@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include "core/error.h"
+#include "sample/json_schema.h"
 #include "server/generation.h"
 #include "server/oai_response.h"
 #include "server/webui.h"
@@ -426,10 +427,65 @@ int64_t clamp_max_tokens(int64_t requested, int64_t n_prompt, int64_t n_ctx) {
 
 }  // namespace
 
+std::shared_ptr<const engine::ConstraintVocab> Api::constraint_vocab() {
+    std::lock_guard<std::mutex> lk(cv_mu_);
+    if (!cv_) cv_ = engine::ConstraintVocab::build(sample::TokenVocab::from_tokenizer(tok_));
+    return cv_;
+}
+
+std::shared_ptr<sample::MaskCache> Api::grammar_for(const ResponseFormat& rf) {
+    if (rf.type == ResponseFormat::Type::Text) return nullptr;
+    const bool any_object = rf.type == ResponseFormat::Type::JsonObject && rf.schema.is_null();
+    const std::string key = any_object ? std::string("json_object") : "schema:" + rf.schema.dump();
+    {
+        std::lock_guard<std::mutex> lk(grammar_mu_);
+        for (auto it = grammars_.begin(); it != grammars_.end(); ++it)
+            if (it->first == key) {
+                grammars_.splice(grammars_.begin(), grammars_, it);
+                return it->second;
+            }
+    }
+    std::shared_ptr<const sample::Grammar> g;
+    const std::string what = rf.type == ResponseFormat::Type::JsonSchema
+                                 ? (rf.name.empty() ? std::string("response_format") : "response_format '" + rf.name + "'")
+                                 : std::string("response_format");
+    const std::string param = rf.type == ResponseFormat::Type::JsonSchema ? "response_format.json_schema.schema"
+                                                                          : "response_format.schema";
+    try {
+        g = any_object ? sample::json_object_grammar() : sample::json_schema_grammar(rf.schema);
+    } catch (const sample::SchemaError& e) {
+        // The message names the keyword and the JSON pointer of the schema that holds it.
+        throw ApiError(400, strprintf("Invalid schema for %s: %s.", what.c_str(), e.what()), param, "invalid_json_schema");
+    } catch (const sample::GrammarError& e) {
+        throw ApiError(400, strprintf("Invalid schema for %s: %s", what.c_str(), e.what()), param, "invalid_json_schema");
+    }
+    auto cache = std::make_shared<sample::MaskCache>(std::move(g), constraint_vocab()->vocab);
+    std::lock_guard<std::mutex> lk(grammar_mu_);
+    for (auto& e : grammars_)
+        if (e.first == key) return e.second;  // another request compiled it meanwhile
+    grammars_.emplace_front(key, cache);
+    if (grammars_.size() > kGrammarCacheSize) grammars_.pop_back();
+    return cache;
+}
+
+std::shared_ptr<const engine::ConstraintSpec> Api::constraint_for(std::shared_ptr<sample::MaskCache> g, bool reasoning,
+                                                                  bool start_in_reasoning) {
+    if (!g) return nullptr;
+    auto spec = std::make_shared<engine::ConstraintSpec>();
+    spec->cache = std::move(g);
+    spec->cv = constraint_vocab();
+    // A reasoning model thinks freely first: the grammar starts after "</think>". A model whose
+    // vocabulary has a "<think>" token may also open the block itself with its first token.
+    if (reasoning && start_in_reasoning) spec->start = engine::ConstraintSpec::Start::AfterReasoning;
+    else if (reasoning && spec->cv->open_token >= 0) spec->start = engine::ConstraintSpec::Start::OptionalReasoning;
+    return spec;
+}
+
 void Api::chat_completions(const http::Request& req, http::Response& res) {
     const auto t0 = clock_type::now();
     json body = parse_body(req.body, opt_.limits.max_json_depth);
     ChatRequest cr = parse_chat_request(body, opt_.limits);
+    std::shared_ptr<sample::MaskCache> grammar = grammar_for(cr.p.response_format);
 
     const std::string text = render_chat(cr);
     const int64_t n_ctx = eng_.n_ctx_per_seq();
@@ -442,6 +498,7 @@ void Api::chat_completions(const http::Request& req, http::Response& res) {
 
     // A prompt that ends inside an open <think> makes the answer start in the reasoning.
     const bool start_in_reasoning = prompt_ends_in_reasoning(text);
+    const auto constraint = constraint_for(grammar, opt_.split_reasoning, start_in_reasoning);
 
     auto job = std::make_shared<GenJob>();
     job->kind = ResponseBuilder::Kind::Chat;
@@ -454,6 +511,7 @@ void Api::chat_completions(const http::Request& req, http::Response& res) {
         s.max_tokens = clamp_max_tokens(cr.p.max_tokens, (int64_t)prompt.size(), n_ctx);
         s.split_reasoning = opt_.split_reasoning;
         s.start_in_reasoning = opt_.split_reasoning && start_in_reasoning;
+        s.constraint = constraint;
         if (cr.p.seed_given) s.sampling.seed = cr.p.sampling.seed + (uint64_t)i;
         job->specs.push_back(std::move(s));
     }
@@ -465,6 +523,7 @@ void Api::completions(const http::Request& req, http::Response& res) {
     const auto t0 = clock_type::now();
     json body = parse_body(req.body, opt_.limits.max_json_depth);
     CompletionRequest cr = parse_completion_request(body, opt_.limits);
+    const auto constraint = constraint_for(grammar_for(cr.p.response_format), false, false);
     const int64_t n_ctx = eng_.n_ctx_per_seq();
     auto job = std::make_shared<GenJob>();
     job->kind = ResponseBuilder::Kind::Completion;
@@ -488,6 +547,7 @@ void Api::completions(const http::Request& req, http::Response& res) {
             s.prompt = prompt;
             s.max_tokens = clamp_max_tokens(cr.p.max_tokens, (int64_t)prompt.size(), n_ctx);
             s.continuation = true;
+            s.constraint = constraint;
             if (cr.p.seed_given) s.sampling.seed = cr.p.sampling.seed + (uint64_t)job->specs.size();
             job->specs.push_back(std::move(s));
             job->echo.push_back(echo);

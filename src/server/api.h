@@ -7,6 +7,7 @@
 #pragma once
 #include <atomic>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -78,6 +79,13 @@ private:
     // At least this many tokens for a text of `bytes` bytes (0 when no bound is known).
     int64_t min_tokens(size_t bytes) const { return max_piece_bytes_ ? (int64_t)(bytes / max_piece_bytes_) : 0; }
     void track(Generation* g, bool add);
+    // Structured outputs: the grammar of a response_format (null for text; 400 for a schema the
+    // compiler refuses), from a small LRU of mask caches keyed by the schema text, and the
+    // constraint a choice runs with.
+    std::shared_ptr<sample::MaskCache> grammar_for(const ResponseFormat& rf);
+    std::shared_ptr<const engine::ConstraintSpec> constraint_for(std::shared_ptr<sample::MaskCache> g,
+                                                                 bool reasoning, bool start_in_reasoning);
+    std::shared_ptr<const engine::ConstraintVocab> constraint_vocab();  // built once, on first use
 
     engine::Engine& eng_;
     const Tokenizer& tok_;
@@ -90,6 +98,11 @@ private:
     mutable std::mutex mu_;
     std::unordered_set<Generation*> live_;
     int64_t created_;
+    std::mutex cv_mu_;
+    std::shared_ptr<const engine::ConstraintVocab> cv_;
+    std::mutex grammar_mu_;
+    std::list<std::pair<std::string, std::shared_ptr<sample::MaskCache>>> grammars_;  // most recently used first
+    static constexpr size_t kGrammarCacheSize = 16;
     size_t max_piece_bytes_ = 0;  // the longest text one token stands for (byte-level and SentencePiece vocabularies)
 };
 

@@ -87,6 +87,7 @@ void Generation::start(const std::vector<ChoiceSpec>& specs) {
         req.stop_at_eog = !ch->spec.ignore_eos;
         req.eog_tokens = tok_.eog_ids();
         req.top_logprobs = ch->spec.want_logprobs ? ch->spec.top_logprobs : 0;
+        req.constraint = ch->spec.constraint;
         auto cb = [ch, sh, tok, t0](const engine::TokenEvent& ev) -> bool {
             if (ch->done) return false;
             ChoiceDelta d;

@@ -52,6 +52,7 @@ struct ChoiceSpec {
     bool split_reasoning = false; // separate <think> ... </think> into reasoning
     bool start_in_reasoning = false;
     bool continuation = false;    // text continues the prompt: keep the first token's leading space
+    std::shared_ptr<const engine::ConstraintSpec> constraint;  // structured output (null: free text)
 };
 
 class Generation {

@@ -187,6 +187,53 @@ std::string get_string(const json& o, const char* name, const std::string& def) 
     return v->get<std::string>();
 }
 
+void parse_response_format(const json& rf, ResponseFormat& out) {
+    if (!rf.is_object()) type_error("response_format", "an object", rf);
+    const json* t = field(rf, "type");
+    if (!t)
+        throw ApiError(400, "Missing required parameter: 'response_format.type'.", "response_format.type",
+                       "missing_required_parameter");
+    if (!t->is_string()) type_error("response_format.type", "a string", *t);
+    const std::string type = t->get<std::string>();
+    if (type == "text") {
+        out.type = ResponseFormat::Type::Text;
+    } else if (type == "json_object") {
+        out.type = ResponseFormat::Type::JsonObject;
+        if (const json* sc = field(rf, "schema")) {  // extension (as llama.cpp's server takes it)
+            if (!sc->is_object() && !sc->is_boolean()) type_error("response_format.schema", "an object", *sc);
+            out.schema = *sc;
+        }
+    } else if (type == "json_schema") {
+        out.type = ResponseFormat::Type::JsonSchema;
+        const json* js = field(rf, "json_schema");
+        if (!js)
+            throw ApiError(400, "Missing required parameter: 'response_format.json_schema'.", "response_format.json_schema",
+                           "missing_required_parameter");
+        if (!js->is_object()) type_error("response_format.json_schema", "an object", *js);
+        if (const json* n = field(*js, "name")) {
+            if (!n->is_string()) type_error("response_format.json_schema.name", "a string", *n);
+            out.name = n->get<std::string>();
+        }
+        if (const json* st = field(*js, "strict")) {
+            if (!st->is_boolean()) type_error("response_format.json_schema.strict", "a boolean", *st);
+            out.strict = st->get<bool>();
+        }
+        if (const json* d = field(*js, "description"); d && !d->is_string())
+            type_error("response_format.json_schema.description", "a string", *d);
+        if (const json* sc = field(*js, "schema")) {
+            if (!sc->is_object() && !sc->is_boolean()) type_error("response_format.json_schema.schema", "an object", *sc);
+            out.schema = *sc;
+        } else {
+            out.schema = json::object();  // no schema: any JSON value
+        }
+    } else {
+        throw ApiError(400,
+                       strprintf("Invalid value: '%s'. Supported values are: 'text', 'json_object' and 'json_schema'.",
+                                 type.c_str()),
+                       "response_format.type", "invalid_value");
+    }
+}
+
 // Fields common to both endpoints.
 void parse_common(const json& b, GenParams& p, const RequestLimits& lim) {
     p.model = get_string(b, "model", "");
@@ -237,13 +284,7 @@ void parse_common(const json& b, GenParams& p, const RequestLimits& lim) {
             if (x.empty()) throw ApiError(400, "Invalid 'stop': stop strings must not be empty.", "stop", "invalid_value");
     }
     p.ignore_eos = get_bool(b, "ignore_eos", false);  // extension
-    if (const json* rf = field(b, "response_format")) {
-        if (!rf->is_object()) type_error("response_format", "an object", *rf);
-        std::string t = get_string(*rf, "type", "text");
-        if (t != "text")
-            throw ApiError(400, "Invalid 'response_format': only {\"type\": \"text\"} is supported.", "response_format",
-                           "unsupported_value");
-    }
+    if (const json* rf = field(b, "response_format")) parse_response_format(*rf, p.response_format);
 }
 
 void parse_max_tokens(const json& b, GenParams& p) {

@@ -42,6 +42,15 @@ size_t json_nesting_depth(std::string_view text, size_t limit);
 // deeper than `max_depth` (0: unchecked) and for a body that is not a JSON object.
 json parse_body(const std::string& body, int max_depth = 128);
 
+// response_format: free text, any JSON object, or JSON valid against a schema.
+struct ResponseFormat {
+    enum class Type { Text, JsonObject, JsonSchema };
+    Type type = Type::Text;
+    std::string name;          // json_schema.name ("" when absent)
+    json schema;               // json_schema.schema (also json_object's "schema", an extension); null: none
+    bool strict = false;       // json_schema.strict (the grammar always enforces the schema)
+};
+
 // Settings shared by both endpoints.
 struct GenParams {
     std::string model;                 // as requested ("" when absent)
@@ -55,6 +64,7 @@ struct GenParams {
     int top_logprobs = 0;
     bool ignore_eos = false;           // extension: keep going after end-of-generation tokens
     bool seed_given = false;
+    ResponseFormat response_format;
 };
 
 struct ChatMessage {
