@@ -196,6 +196,7 @@ public:
             const Device d = L.wkv_b.device;
             runtime::Backend& be = rt.backend(d);
             x = rt.to(d, x);
+            const runtime::Runtime::Scope scratch(rt);  // the layer's scratch goes back at its end
             const Act cur = rms_norm(rt, x, E, L.attn_norm, T, E, hp_.rms_eps);
             // Queries [T][H][n_nope + n_rot] and the compressed KV [T][kv_lora_rank | n_rot] (the
             // query's first product and the KV share their input: one job list); the latent is

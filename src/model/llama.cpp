@@ -105,6 +105,7 @@ public:
             const Device d = L.wk.device;
             runtime::Backend& be = rt.backend(d);
             x = rt.to(d, x);
+            const runtime::Runtime::Scope scratch(rt);  // the layer's scratch goes back at its end
             const Act cur = rms_norm(rt, x, E, L.attn_norm, T, E, hp_.rms_eps);
             Act qkv[3];
             const Tensor* w_qkv[3] = {&L.wq, &L.wk, &L.wv};

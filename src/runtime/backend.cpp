@@ -29,35 +29,23 @@ Act Act::at(int64_t i, int64_t len) const {
 void HostArena::Free::operator()(float* p) const { std::free(p); }
 
 HostArena::Chunk HostArena::make_chunk(int64_t cap) {
-    Chunk c;
-    c.cap = cap;
     const size_t bytes = ((size_t)cap * sizeof(float) + 63) / 64 * 64;
-    c.p.reset((float*)std::aligned_alloc(64, bytes));
-    if (!c.p) throw std::bad_alloc();
+    Chunk c((float*)std::aligned_alloc(64, bytes));
+    if (!c) throw std::bad_alloc();
     return c;
 }
 
 float* HostArena::alloc(int64_t n) {
     n = (n + 15) / 16 * 16;  // 64-byte steps
-    if (chunks_.empty() || used_ + n > chunks_.back().cap) {
-        chunks_.push_back(
-            make_chunk(std::max<int64_t>(n, std::max<int64_t>(chunks_.empty() ? 0 : chunks_.back().cap * 2, 1 << 16))));
-        used_ = 0;
-    }
-    float* p = chunks_.back().p.get() + used_;
-    used_ += n;
-    total_ += n;
-    return p;
+    const auto [chunk, off] = book_.take(n, 1 << 16, [&](int64_t cap) { chunks_.push_back(make_chunk(cap)); });
+    return chunks_[chunk].get() + off;
 }
 
 void HostArena::reset() {
-    if (chunks_.size() > 1) {  // one chunk that holds a whole pass like the last one
-        const int64_t want = total_;
+    if (const int64_t want = book_.reset()) {  // one chunk that holds a whole pass like the last one
         chunks_.clear();
         chunks_.push_back(make_chunk(want));
     }
-    used_ = 0;
-    total_ = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,6 +331,14 @@ void Runtime::end_pass() {
     }
     in_pass_.clear();
     if (err) std::rethrow_exception(err);
+}
+
+Runtime::Scope::Scope(Runtime& rt) : rt_(rt) {
+    for (Backend* b : rt_.in_pass_) marks_.emplace_back(b, b->arena_mark());
+}
+
+Runtime::Scope::~Scope() {
+    for (auto& [b, m] : marks_) b->arena_rewind(m);
 }
 
 Act Runtime::to(const Device& device, const Act& x) {

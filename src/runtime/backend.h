@@ -7,6 +7,8 @@
 // pass asks for its device. Preparing weights for a device is the backend's job too (the CPU
 // repacks, a GPU uploads: prepare_weights below); Tensor holds no backend-specific fields.
 #pragma once
+#include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -88,6 +90,60 @@ struct KVRows {
     int64_t n_tok = 0;
 };
 
+// Where a bump arena over chunks hands out memory (the memory itself is the arena's: host or
+// device). A pass takes from the chunks back to back; mark()/rewind() give back what a layer took
+// (the next layer reuses it); after a pass that needed more than the first chunk, reset() says to
+// replace the chunks by one of the pass's peak, so steady passes allocate nothing.
+class ArenaBook {
+public:
+    struct Mark {
+        size_t chunk = 0;
+        int64_t used = 0, total = 0;
+    };
+    // No chunk larger than max_chunk units (a device's binding range); a request over it is the
+    // caller's to refuse.
+    explicit ArenaBook(int64_t max_chunk = INT64_MAX) : max_chunk_(max_chunk) {}
+    // Units for n; `add(cap)` must append a chunk of cap units when the current ones cannot hold it.
+    template <class Add>
+    std::pair<size_t, int64_t> take(int64_t n, int64_t min_chunk, Add&& add) {
+        while (cur_ < caps_.size() && used_ + n > caps_[cur_]) {  // later chunks kept by a rewind
+            ++cur_;
+            used_ = 0;
+        }
+        if (cur_ == caps_.size()) {
+            const int64_t cap = std::max(n, std::min(max_chunk_, std::max(caps_.empty() ? 0 : caps_.back() * 2, min_chunk)));
+            add(cap);
+            caps_.push_back(cap);
+            used_ = 0;
+        }
+        const std::pair<size_t, int64_t> at{cur_, used_};
+        used_ += n;
+        total_ += n;
+        peak_ = std::max(peak_, total_);
+        return at;
+    }
+    Mark mark() const { return {cur_, used_, total_}; }
+    void rewind(const Mark& m) {
+        cur_ = m.chunk;
+        used_ = m.used;
+        total_ = m.total;
+    }
+    // Starts a pass: the size of the one chunk to replace the chunks with, or 0 to keep them.
+    int64_t reset() {
+        const int64_t want = caps_.size() > 1 && peak_ <= max_chunk_ ? peak_ : 0;
+        if (want) caps_.assign(1, want);
+        cur_ = 0;
+        used_ = total_ = peak_ = 0;
+        return want;
+    }
+
+private:
+    int64_t max_chunk_;
+    std::vector<int64_t> caps_;
+    size_t cur_ = 0;
+    int64_t used_ = 0, total_ = 0, peak_ = 0;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -99,6 +155,9 @@ public:
     virtual void end_pass() {}
     // n floats from the pass arena (64-byte aligned; the contents are undefined).
     virtual Act alloc(int64_t n) = 0;
+    // What the arena has handed out; rewind() gives back everything taken since (a layer's scratch).
+    virtual ArenaBook::Mark arena_mark() const = 0;
+    virtual void arena_rewind(const ArenaBook::Mark& m) = 0;
     // Host -> this device (src may be reused at once) and this device -> host (complete after
     // sync()). The CPU copies at once.
     virtual void upload(const Act& dst, const float* src, int64_t n) = 0;
@@ -148,25 +207,22 @@ public:
                            const Act& q, const Act& out) = 0;
 };
 
-// Per-pass scratch on the host: chunks handed out back to back; after a pass that needed more
-// than the first chunk, one chunk of the total replaces them, so steady passes allocate nothing.
+// Per-pass scratch on the host (64-byte aligned chunks).
 class HostArena {
 public:
     float* alloc(int64_t n);
     void reset();
+    ArenaBook::Mark mark() const { return book_.mark(); }
+    void rewind(const ArenaBook::Mark& m) { book_.rewind(m); }
 
 private:
     struct Free {
         void operator()(float* p) const;
     };
-    struct Chunk {
-        std::unique_ptr<float, Free> p;  // 64-byte aligned
-        int64_t cap = 0;
-    };
+    using Chunk = std::unique_ptr<float, Free>;
     static Chunk make_chunk(int64_t cap);
     std::vector<Chunk> chunks_;
-    int64_t used_ = 0;   // in the last chunk
-    int64_t total_ = 0;  // floats handed out this pass
+    ArenaBook book_;
 };
 
 class CpuBackend final : public Backend {
@@ -175,6 +231,8 @@ public:
     Device device() const override { return {}; }
     void begin_pass() override { arena_.reset(); }
     Act alloc(int64_t n) override;
+    ArenaBook::Mark arena_mark() const override { return arena_.mark(); }
+    void arena_rewind(const ArenaBook::Mark& m) override { arena_.rewind(m); }
     void upload(const Act& dst, const float* src, int64_t n) override;
     void download(const Act& src, float* dst, int64_t n) override;
 
@@ -232,6 +290,20 @@ public:
     void end_pass();
     // x on `device`: x itself when it is there, else a copy in that device's arena.
     Act to(const Device& device, const Act& x);
+
+    // Scratch taken while a Scope lives goes back to the arenas when it ends (the backends in the
+    // pass when it began); what must outlive it (the residual stream) is taken before.
+    class Scope {
+    public:
+        explicit Scope(Runtime& rt);
+        ~Scope();
+        Scope(const Scope&) = delete;
+        Scope& operator=(const Scope&) = delete;
+
+    private:
+        Runtime& rt_;
+        std::vector<std::pair<Backend*, ArenaBook::Mark>> marks_;
+    };
 
 private:
     Options opt_;

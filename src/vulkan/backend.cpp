@@ -74,40 +74,35 @@ struct KVStore final : kv::DeviceStorage {
 // the first one, one buffer of the total (within a binding) replaces them.
 class DeviceArena {
 public:
-    explicit DeviceArena(Context& ctx) : ctx_(ctx) {
-        const Limits& l = ctx.limits();
-        max_ = std::min<uint64_t>(std::min(l.max_storage_range, l.max_alloc), 1ull << 30);
-    }
+    explicit DeviceArena(Context& ctx) : ctx_(ctx), max_(max_bytes(ctx)), book_((int64_t)(max_ / 256)) {}
     BufferView alloc(uint64_t bytes) {
         bytes = (bytes + 255) / 256 * 256;
         if (bytes > max_)
             throw Error(strprintf("%s: a pass needs a buffer of %llu bytes, more than one binding holds (%llu)",
                                   ctx_.name().c_str(), (unsigned long long)bytes, (unsigned long long)max_));
-        if (bufs_.empty() || used_ + bytes > bufs_.back().size()) {
-            const uint64_t cap = std::min(max_, std::max<uint64_t>(bytes, std::max<uint64_t>(bufs_.empty() ? 0 : bufs_.back().size() * 2, 4u << 20)));
-            bufs_.push_back(ctx_.alloc(cap, "activations"));
-            used_ = 0;
-        }
-        BufferView v = bufs_.back().view(used_, bytes);
-        used_ += bytes;
-        total_ += bytes;
-        return v;
+        const auto [chunk, off] = book_.take((int64_t)(bytes / 256), (4 << 20) / 256, [&](int64_t cap) {
+            bufs_.push_back(ctx_.alloc((uint64_t)cap * 256, "activations"));
+        });
+        return bufs_[chunk].view((uint64_t)off * 256, bytes);
     }
     void reset() {
-        if (bufs_.size() > 1 && total_ <= max_) {
-            const uint64_t want = total_;
+        if (const int64_t want = book_.reset()) {
             bufs_.clear();
-            bufs_.push_back(ctx_.alloc(want, "activations"));
+            bufs_.push_back(ctx_.alloc((uint64_t)want * 256, "activations"));
         }
-        used_ = 0;
-        total_ = 0;
     }
+    runtime::ArenaBook::Mark mark() const { return book_.mark(); }
+    void rewind(const runtime::ArenaBook::Mark& m) { book_.rewind(m); }
 
 private:
+    static uint64_t max_bytes(const Context& ctx) {
+        const Limits& l = ctx.limits();
+        return std::min<uint64_t>(std::min(l.max_storage_range, l.max_alloc), 1ull << 30) / 256 * 256;
+    }
     Context& ctx_;
-    uint64_t max_ = 0;
+    uint64_t max_;
     std::vector<Buffer> bufs_;
-    uint64_t used_ = 0, total_ = 0;
+    runtime::ArenaBook book_;  // in units of 256 bytes
 };
 
 class VulkanBackend final : public runtime::Backend {
@@ -140,6 +135,8 @@ public:
         seq_.run();
     }
 
+    runtime::ArenaBook::Mark arena_mark() const override { return arena_.mark(); }
+    void arena_rewind(const runtime::ArenaBook::Mark& m) override { arena_.rewind(m); }
     runtime::Act alloc(int64_t n) override {
         const BufferView v = arena_.alloc((uint64_t)std::max<int64_t>(n, 1) * 4);
         runtime::Act a;
