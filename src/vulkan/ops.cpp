@@ -26,9 +26,6 @@ constexpr uint32_t k_eltwise_threads = 256;
 // Rows per piece of a matrix, so that the tiled kernel's grid (rows / 64) stays within 65535.
 constexpr int64_t k_max_piece_rows = 1 << 21;
 
-struct MulPush {
-    uint32_t ne0, n_rows, n_cols, w_off, w_stride, x_off, x_stride, y_off, y_stride;
-};
 struct NormPush {
     uint32_t n, n_rows, x_off, x_stride, w_off, out_off, out_stride;
     float eps;
@@ -69,13 +66,9 @@ bool mul_mat_supported(DType t) {
 }
 
 Matrix upload_matrix(Context& ctx, const Tensor& w) {
-    if (!mul_mat_supported(w.type))
-        throw Error(strprintf("%s: no Vulkan product for '%s' of type %s", ctx.name().c_str(), w.name.c_str(),
-                              dtype_name(w.type)));
+    require_product_type(ctx, w);
     YITI_ASSERT(w.ne[2] == 1 && w.ne[3] == 1 && w.data);
-    if (w.ne[0] % dtype_info(w.type).block_size != 0)
-        throw Error(strprintf("%s: rows of '%s' (%lld) are not whole %s blocks", ctx.name().c_str(),
-                              w.name.c_str(), (long long)w.ne[0], dtype_name(w.type)));
+    require_whole_blocks(ctx, w);
     Matrix m;
     m.type = w.type;
     m.n_in = w.ne[0];
@@ -120,37 +113,20 @@ void mul_mat(Sequence& seq, const Matrix& w, const BufferView& x, int64_t n_cols
                        (opt.path == MulMatPath::Auto && n_cols > k_mv_max_cols && !ctx.desc().software);
     // Columns per dispatch: as many as the x and y bindings hold (y: the rows of one piece in each
     // column, n_out apart), at most 8 for the vector kernel.
-    int64_t cols_per = (int64_t)std::min(items_per_binding(ctx, (uint64_t)w.n_in * 4),
-                                         items_per_binding(ctx, (uint64_t)w.n_out * 4));
-    if (cols_per < 1)
-        throw Error(strprintf("%s: a column of %lld x %lld product does not fit one binding (%llu bytes)",
-                              ctx.name().c_str(), (long long)w.n_out, (long long)w.n_in,
-                              (unsigned long long)ctx.limits().max_storage_range));
+    int64_t cols_per = product_cols_per_binding(ctx, (uint64_t)w.n_in * 4, w.n_in, w.n_out);
     if (!tiled) cols_per = std::min<int64_t>(cols_per, k_mv_max_cols);
     const bool sw = ctx.desc().software;
     const uint32_t mv_threads = sw ? k_mv_threads_sw : k_mv_threads, mv_rows = sw ? k_mv_rows_sw : k_mv_rows;
 
     const std::string shader = std::string(tiled ? "mul_mm_" : "mul_mv_") + type_suffix(w.type);
-    const uint32_t unit = weight_unit_bytes(w.type);
     for (const Matrix::Piece& piece : w.pieces) {
         const Binding bw = seq.bind(piece.buf.view(), Access::Read);
         for (int64_t c0 = 0; c0 < n_cols; c0 += cols_per) {
             const int64_t nc = std::min(cols_per, n_cols - c0);
             const Binding bx =
                 seq.bind(x.sub((uint64_t)c0 * w.n_in * 4, (uint64_t)nc * w.n_in * 4), Access::Read);
-            const uint64_t y_first = (uint64_t)c0 * w.n_out + piece.row0;
-            const uint64_t y_span = (uint64_t)(nc - 1) * w.n_out + piece.n_rows;
-            const Binding by = seq.bind(y.sub(y_first * 4, y_span * 4), Access::Write);
-            MulPush pc{};
-            pc.ne0 = u32(w.n_in);
-            pc.n_rows = u32(piece.n_rows);
-            pc.n_cols = u32(nc);
-            pc.w_off = bw.shift_elems(unit);
-            pc.w_stride = u32((int64_t)(w.row_bytes / unit));
-            pc.x_off = bx.shift_elems(4);
-            pc.x_stride = u32(w.n_in);
-            pc.y_off = by.shift_elems(4);
-            pc.y_stride = u32(w.n_out);
+            const Binding by = bind_y_columns(seq, y, w, piece, c0, nc);
+            const MulPush pc = mul_push(w, piece, nc, bw, bx, by, w.n_in);
             if (tiled) {
                 const Pipeline& p = ctx.pipeline({shader, 3, sizeof(MulPush), {}});
                 const uint64_t gx = (piece.n_rows + k_mm_tile - 1) / k_mm_tile;

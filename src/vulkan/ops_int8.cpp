@@ -26,9 +26,6 @@ constexpr uint32_t k_quant_threads = 64;
 struct QuantizePush {
     uint32_t n_in, n_cols, x_off, x_stride, q_off, q_stride;
 };
-struct MulQPush {
-    uint32_t ne0, n_rows, n_cols, w_off, w_stride, x_off, x_stride, y_off, y_stride;
-};
 
 uint64_t column_bytes(int64_t n_in) {
     return (uint64_t)(n_in / k_q8_block) * k_q8_block_bytes;
@@ -112,38 +109,21 @@ void mul_mat_q8(Sequence& seq, const Matrix& w, const BufferView& xq, int64_t n_
         throw Error(strprintf("%s: no integer dot products (shaderIntegerDotProduct)", ctx.name().c_str()));
     // Columns per dispatch: as many as the xq and y bindings hold (y: the rows of one piece in each
     // column, n_out apart), at most 8.
-    int64_t cols_per =
-        (int64_t)std::min(items_per_binding(ctx, col_bytes), items_per_binding(ctx, (uint64_t)w.n_out * 4));
-    if (cols_per < 1)
-        throw Error(strprintf("%s: a column of %lld x %lld product does not fit one binding (%llu bytes)",
-                              ctx.name().c_str(), (long long)w.n_out, (long long)w.n_in,
-                              (unsigned long long)ctx.limits().max_storage_range));
+    int64_t cols_per = product_cols_per_binding(ctx, col_bytes, w.n_in, w.n_out);
     cols_per = std::min<int64_t>(cols_per, k_mvq_max_cols);
 
     const bool sw = ctx.desc().software;
     const uint32_t threads = sw ? k_mvq_threads_sw : k_mvq_threads, rows = sw ? k_mvq_rows_sw : k_mvq_rows;
     const std::string shader = std::string("mul_mvq_") + type_suffix(w.type) + (packed ? "_dot" : "");
-    const uint32_t unit = weight_unit_bytes(w.type);
     for (const Matrix::Piece& piece : w.pieces) {
         const Binding bw = seq.bind(piece.buf.view(), Access::Read);
         for (int64_t c0 = 0; c0 < n_cols; c0 += cols_per) {
             const int64_t nc = std::min(cols_per, n_cols - c0);
             const Binding bx =
                 seq.bind(xq.sub((uint64_t)c0 * col_bytes, (uint64_t)nc * col_bytes), Access::Read);
-            const uint64_t y_first = (uint64_t)c0 * w.n_out + piece.row0;
-            const uint64_t y_span = (uint64_t)(nc - 1) * w.n_out + piece.n_rows;
-            const Binding by = seq.bind(y.sub(y_first * 4, y_span * 4), Access::Write);
-            MulQPush pc{};
-            pc.ne0 = u32(w.n_in);
-            pc.n_rows = u32(piece.n_rows);
-            pc.n_cols = u32(nc);
-            pc.w_off = bw.shift_elems(unit);
-            pc.w_stride = u32((int64_t)(w.row_bytes / unit));
-            pc.x_off = bx.shift_elems(4);
-            pc.x_stride = u32((int64_t)col_bytes / 4);
-            pc.y_off = by.shift_elems(4);
-            pc.y_stride = u32(w.n_out);
-            const Pipeline& p = ctx.pipeline({shader, 3, sizeof(MulQPush), {threads, (uint32_t)nc, rows}});
+            const Binding by = bind_y_columns(seq, y, w, piece, c0, nc);
+            const MulPush pc = mul_push(w, piece, nc, bw, bx, by, (int64_t)col_bytes / 4);
+            const Pipeline& p = ctx.pipeline({shader, 3, sizeof(MulPush), {threads, (uint32_t)nc, rows}});
             uint32_t gx, gy;
             seq.grid((piece.n_rows + rows - 1) / rows, &gx, &gy);
             seq.dispatch(p, {bw, bx, by}, &pc, sizeof pc, gx, gy);

@@ -48,13 +48,9 @@ int64_t per_binding(const Context& ctx, uint64_t item_bytes, const char* what) {
 }  // namespace
 
 Experts upload_experts(Context& ctx, const Tensor& w) {
-    if (!mul_mat_supported(w.type))
-        throw Error(strprintf("%s: no Vulkan product for '%s' of type %s", ctx.name().c_str(), w.name.c_str(),
-                              dtype_name(w.type)));
+    require_product_type(ctx, w);
     YITI_ASSERT(w.ne[3] == 1 && w.data && w.ne[2] >= 1 && w.ne[2] <= INT32_MAX);
-    if (w.ne[0] % dtype_info(w.type).block_size != 0)
-        throw Error(strprintf("%s: rows of '%s' (%lld) are not whole %s blocks", ctx.name().c_str(),
-                              w.name.c_str(), (long long)w.ne[0], dtype_name(w.type)));
+    require_whole_blocks(ctx, w);
     Experts x;
     x.type = w.type;
     x.n_in = w.ne[0];

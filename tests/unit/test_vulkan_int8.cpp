@@ -6,7 +6,7 @@
 // must give the unpacked one's floats bit for bit (3 columns of each type), so the algorithm CI
 // tests is the one a GPU runs.
 //
-// The device: YITI_TEST_VK_DEVICE or the first usable Vulkan device, as test_vulkan_ops.cpp; the
+// The device: YITI_TEST_VK_DEVICE or the first usable Vulkan device, as common/vk_test.h picks it; the
 // tests skip without one.
 //
 // Error bounds (NMSE = sum (got - ref)^2 / sum ref^2 over all outputs of a case):
@@ -67,106 +67,17 @@
 #include "vulkan/sequence.h"
 #endif
 
+#include "../common/vk_test.h"
+
+using namespace yiti::test;
+
 #ifdef YITI_VULKAN
 
 namespace {
 
-using yiti::DType;
-namespace vk = yiti::vk;
-
 constexpr double kEmulNmse = 1e-9;
 constexpr double kF32Nmse = 4e-5;
 constexpr double kCpuNmse = 8e-5;
-
-// Deterministic uniform values in [-1, 1).
-struct Rng {
-    uint64_t s;
-    explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
-    uint64_t bits() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        return s;
-    }
-    float next() { return (float)((bits() >> 11) * 0x1p-53 * 2.0 - 1.0); }
-    std::vector<float> vec(size_t n) {
-        std::vector<float> v(n);
-        for (auto& x : v) x = next();
-        return v;
-    }
-};
-
-double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        const double d = (double)got[i] - ref[i];
-        num += d * d;
-        den += ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
-
-std::vector<double> to_double(const std::vector<float>& v) {
-    return std::vector<double>(v.begin(), v.end());
-}
-
-int test_device(std::string* why) {
-    const char* want = getenv("YITI_TEST_VK_DEVICE");
-    if (want && *want) {
-        const auto& d = yiti::runtime::find_device(want);
-        if (d.device.kind != yiti::DeviceKind::Vulkan) {
-            *why = std::string(want) + " is not a Vulkan device";
-            return -1;
-        }
-        return d.device.index;
-    }
-    for (const auto& d : yiti::runtime::list_devices())
-        if (d.device.kind == yiti::DeviceKind::Vulkan && d.unusable.empty()) return d.device.index;
-    *why = "no Vulkan device (" + yiti::runtime::vulkan_unavailable_reason() + ")";
-    return -1;
-}
-
-vk::Buffer to_device(vk::Context& ctx, const std::vector<float>& v) {
-    vk::Buffer b = ctx.alloc(v.size() * 4, "test data");
-    ctx.upload(b.view(), v.data(), v.size() * 4);
-    return b;
-}
-
-// A random weight of type t, [n_out][n_in], as GGUF bytes, and its reference dequantization.
-struct HostWeight {
-    std::vector<uint8_t> bytes;
-    std::vector<float> deq;  // [n_out][n_in]
-    yiti::Tensor tensor;
-};
-
-HostWeight make_weight(DType t, int64_t n_in, int64_t n_out, uint64_t seed) {
-    HostWeight w;
-    Rng rng(seed);
-    const std::vector<float> src = rng.vec((size_t)(n_in * n_out));
-    const size_t rb = yiti::row_size(t, n_in);
-    w.bytes.resize(rb * n_out);
-    w.deq.resize(src.size());
-    for (int64_t r = 0; r < n_out; ++r) {
-        yiti::quant::quantize_row_ref(t, &src[r * n_in], &w.bytes[r * rb], n_in);
-        yiti::quant::dequantize_row_ref(t, &w.bytes[r * rb], &w.deq[r * n_in], n_in);
-    }
-    const int64_t ne[2] = {n_in, n_out};
-    w.tensor = yiti::make_tensor_view("test.weight", t, ne, 2, w.bytes.data());
-    return w;
-}
-
-// y[c][r] = sum_k deq[r][k] x[c][k], in double.
-std::vector<double> ref_mul_mat(const HostWeight& w, int64_t n_in, int64_t n_out, const std::vector<float>& x,
-                                int64_t n_cols) {
-    std::vector<double> y((size_t)(n_cols * n_out));
-    for (int64_t c = 0; c < n_cols; ++c)
-        for (int64_t r = 0; r < n_out; ++r) {
-            double s = 0;
-            for (int64_t k = 0; k < n_in; ++k) s += (double)w.deq[r * n_in + k] * x[c * n_in + k];
-            y[c * n_out + r] = s;
-        }
-    return y;
-}
 
 // The quantized activation format (ops_int8.h) read back on the host.
 struct HostQ8 {
@@ -221,28 +132,8 @@ yiti::ThreadPool& pool() {
     return p;
 }
 
-class VulkanInt8 : public ::testing::Test {
+class VulkanInt8 : public VulkanSuite<VulkanInt8> {
 protected:
-    static void SetUpTestSuite() {
-        std::string why;
-        const int idx = test_device(&why);
-        if (idx < 0) {
-            skip_why_ = new std::string(why);
-            return;
-        }
-        index_ = idx;
-        ctx_ = vk::Context::create(idx).release();
-    }
-    static void TearDownTestSuite() {
-        delete ctx_;
-        ctx_ = nullptr;
-        delete skip_why_;
-        skip_why_ = nullptr;
-    }
-    void SetUp() override {
-        if (!ctx_) GTEST_SKIP() << *skip_why_;
-    }
-
     // y = W x through quantize_q8 + mul_mat_q8 for each column count of `cols`, all in one
     // sequence with the F32 mul_mat of the same columns (and the packed kernel where the device has
     // the feature), against the three references of the file comment. Returns the worst NMSEs.
@@ -329,10 +220,6 @@ protected:
             : worst.packed_differs ? "; packed != unpacked"
                                    : "; packed == unpacked");
     }
-
-    static inline vk::Context* ctx_ = nullptr;
-    static inline int index_ = 0;
-    static inline std::string* skip_why_ = nullptr;
 };
 
 }  // namespace
@@ -450,10 +337,7 @@ TEST_F(VulkanInt8, Unsupported) {
 // quantize_q8's single columns start off the binding alignment) and y bound per piece and group.
 // Fails: a piece's first row ignored in y's offset (row0): 1.2 / 1.2 / 1.2.
 TEST_F(VulkanInt8, SplitBindings) {
-    vk::ContextOptions opt;
-    opt.cap.max_storage_range = 4096;
-    opt.cap.max_alloc = 65536;
-    auto small = vk::Context::create(index_, opt);
+    auto small = limited_context(index_, 4096, 65536);
     ASSERT_EQ(small->limits().max_storage_range, 4096u);
     Worst worst;
     worst.add(check(*small, DType::Q4_K, 512, 67, {9}, 21, {}));

@@ -60,100 +60,16 @@
 #include "vulkan/sequence.h"
 #endif
 
+#include "../common/vk_test.h"
+
+using namespace yiti::test;
+
 #ifdef YITI_VULKAN
 
 namespace {
 
-using yiti::DType;
-namespace vk = yiti::vk;
-
 constexpr double kMlaAttentionNmse = 1e-10;
 constexpr double kMulMatNmse = 1e-9;
-
-// Deterministic uniform values in [-1, 1).
-struct Rng {
-    uint64_t s;
-    explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
-    float next() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        return (float)((s >> 11) * 0x1p-53 * 2.0 - 1.0);
-    }
-    std::vector<float> vec(size_t n) {
-        std::vector<float> v(n);
-        for (auto& x : v) x = next();
-        return v;
-    }
-};
-
-double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        const double d = (double)got[i] - ref[i];
-        num += d * d;
-        den += ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
-
-int64_t first_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    if (a.size() != b.size()) return 0;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (memcmp(&a[i], &b[i], 4) != 0) return (int64_t)i;
-    return -1;
-}
-
-int test_device(std::string* why) {
-    const char* want = getenv("YITI_TEST_VK_DEVICE");
-    if (want && *want) {
-        const auto& d = yiti::runtime::find_device(want);
-        if (d.device.kind != yiti::DeviceKind::Vulkan) {
-            *why = std::string(want) + " is not a Vulkan device";
-            return -1;
-        }
-        return d.device.index;
-    }
-    for (const auto& d : yiti::runtime::list_devices())
-        if (d.device.kind == yiti::DeviceKind::Vulkan && d.unusable.empty()) return d.device.index;
-    *why = "no Vulkan device (" + yiti::runtime::vulkan_unavailable_reason() + ")";
-    return -1;
-}
-
-vk::Buffer to_device(vk::Context& ctx, const std::vector<float>& v) {
-    vk::Buffer b = ctx.alloc(v.size() * 4, "test data");
-    ctx.upload(b.view(), v.data(), v.size() * 4);
-    return b;
-}
-
-std::vector<float> from_device(vk::Context& ctx, const vk::Buffer& b, size_t n) {
-    std::vector<float> v(n);
-    ctx.download(b.view(), v.data(), n * 4);
-    return v;
-}
-
-// A random weight of type t, [n_out][n_in], as GGUF bytes, and its reference dequantization.
-struct HostWeight {
-    std::vector<uint8_t> bytes;
-    std::vector<float> deq;  // [n_out][n_in]
-    yiti::Tensor tensor;
-};
-
-HostWeight make_weight(DType t, int64_t n_in, int64_t n_out, uint64_t seed) {
-    HostWeight w;
-    Rng rng(seed);
-    const std::vector<float> src = rng.vec((size_t)(n_in * n_out));
-    const size_t rb = yiti::row_size(t, n_in);
-    w.bytes.resize(rb * n_out);
-    w.deq.resize(src.size());
-    for (int64_t r = 0; r < n_out; ++r) {
-        yiti::quant::quantize_row_ref(t, &src[r * n_in], &w.bytes[r * rb], n_in);
-        yiti::quant::dequantize_row_ref(t, &w.bytes[r * rb], &w.deq[r * n_in], n_in);
-    }
-    const int64_t ne[2] = {n_in, n_out};
-    w.tensor = yiti::make_tensor_view("test.weight", t, ne, 2, w.bytes.data());
-    return w;
-}
 
 // y[m][c][r] = sum_i deq[row0 + m stride + r][i] x[m][c][i], in double.
 std::vector<double> ref_batched(const HostWeight& w, int64_t n_in, int64_t row0, int64_t rows, int64_t stride,
@@ -171,28 +87,8 @@ std::vector<double> ref_batched(const HostWeight& w, int64_t n_in, int64_t row0,
     return y;
 }
 
-class VulkanMla : public ::testing::Test {
+class VulkanMla : public VulkanSuite<VulkanMla> {
 protected:
-    static void SetUpTestSuite() {
-        std::string why;
-        const int idx = test_device(&why);
-        if (idx < 0) {
-            skip_why_ = new std::string(why);
-            return;
-        }
-        index_ = idx;
-        ctx_ = vk::Context::create(idx).release();
-    }
-    static void TearDownTestSuite() {
-        delete ctx_;
-        ctx_ = nullptr;
-        delete skip_why_;
-        skip_why_ = nullptr;
-    }
-    void SetUp() override {
-        if (!ctx_) GTEST_SKIP() << *skip_why_;
-    }
-
     // One batched product per layout (stacked blocks: row0 0, stride = rows; interleaved: the
     // value half of wkv_b, row0 a, stride a + rows) and column count; returns the worst NMSE.
     // With exact_dispatches, checks one dispatch per group of 8 columns (an unsplit matrix).
@@ -239,10 +135,6 @@ protected:
     }
 
     static void attention_case(DType type);
-
-    static inline vk::Context* ctx_ = nullptr;
-    static inline int index_ = 0;
-    static inline std::string* skip_why_ = nullptr;
 };
 
 // DeepSeek's absorbed decode: one KV head of 576 values (512 latent + 64 rope), V the first 512
@@ -425,9 +317,7 @@ TEST_F(VulkanMla, CopyStrided) {
 
     // A span beyond one binding: an Error naming it, nothing recorded. With a 1 KiB range, 300
     // floats do not fit (as destination or as source); 200 do.
-    vk::ContextOptions opt;
-    opt.cap.max_storage_range = 1024;
-    auto small = vk::Context::create(index_, opt);
+    auto small = limited_context(index_, 1024);
     vk::Buffer a = small->alloc(4096, "a"), b = small->alloc(4096, "b");
     vk::Sequence s2(*small);
     for (int side = 0; side < 2; ++side) {
@@ -468,9 +358,7 @@ TEST_F(VulkanMla, MulMatBatchedQ6_K) {
 // columns per binding (more dispatches, groups of mats). A column that does not fit a binding is
 // an Error, with nothing recorded.
 TEST_F(VulkanMla, MulMatBatchedSplitPieces) {
-    vk::ContextOptions opt;
-    opt.cap.max_storage_range = 4096;
-    auto small = vk::Context::create(index_, opt);
+    auto small = limited_context(index_, 4096);
     double worst = 0;
     for (DType t : {DType::F32, DType::Q8_0, DType::Q6_K}) {
         const int64_t n_in = t == DType::F32 ? 97 : 256;
@@ -483,9 +371,7 @@ TEST_F(VulkanMla, MulMatBatchedSplitPieces) {
     }
     printf("[ nmse     ] mul_mat_batched, split: worst %.3g (bound %.0e)\n", worst, kMulMatNmse);
 
-    vk::ContextOptions opt2;
-    opt2.cap.max_storage_range = 1024;
-    auto tiny = vk::Context::create(index_, opt2);
+    auto tiny = limited_context(index_, 1024);
     HostWeight hw = make_weight(DType::F16, 400, 8, 3);  // rows of 800 bytes; columns of 1600
     vk::Matrix w = vk::upload_matrix(*tiny, hw.tensor);
     vk::Buffer x = tiny->alloc(2 * 400 * 4, "x"), y = tiny->alloc(2 * 4 * 4, "y");

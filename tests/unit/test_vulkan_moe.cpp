@@ -1,6 +1,6 @@
 // The Vulkan Mixture-of-Experts kernels (vulkan/ops_moe.h) against the CPU: expert selection
 // (model::route_experts), the chosen experts' products, the weighted sum, and the whole routed FFN
-// against model::moe_ffn. The device: as test_vulkan_ops.cpp chooses it (YITI_TEST_VK_DEVICE or the
+// against model::moe_ffn. The device: as common/vk_test.h chooses it (YITI_TEST_VK_DEVICE or the
 // first usable Vulkan device, lavapipe included); without one the tests skip.
 //
 // Bounds:
@@ -63,79 +63,18 @@
 #include "vulkan/sequence.h"
 #endif
 
+#include "../common/vk_test.h"
+
+using namespace yiti::test;
+
 #ifdef YITI_VULKAN
 
 namespace {
-
-using yiti::DType;
-namespace vk = yiti::vk;
 
 constexpr double kRouteWeightNmse = 1e-11;
 constexpr double kMulMatIdNmse = 1e-9;
 constexpr double kCombineNmse = 1e-12;
 constexpr double kFfnNmse = 1e-9;
-
-// Deterministic uniform values in [-1, 1).
-struct Rng {
-    uint64_t s;
-    explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
-    float next() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        return (float)((s >> 11) * 0x1p-53 * 2.0 - 1.0);
-    }
-    std::vector<float> vec(size_t n, float scale = 1.0f) {
-        std::vector<float> v(n);
-        for (auto& x : v) x = next() * scale;
-        return v;
-    }
-    int below(int n) { return std::min(n - 1, (int)((next() + 1.0f) * 0.5f * n)); }
-};
-
-double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        const double d = (double)got[i] - ref[i];
-        num += d * d;
-        den += ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
-
-std::vector<double> to_double(const std::vector<float>& v) {
-    return std::vector<double>(v.begin(), v.end());
-}
-
-int test_device(std::string* why) {
-    const char* want = getenv("YITI_TEST_VK_DEVICE");
-    if (want && *want) {
-        const auto& d = yiti::runtime::find_device(want);
-        if (d.device.kind != yiti::DeviceKind::Vulkan) {
-            *why = std::string(want) + " is not a Vulkan device";
-            return -1;
-        }
-        return d.device.index;
-    }
-    for (const auto& d : yiti::runtime::list_devices())
-        if (d.device.kind == yiti::DeviceKind::Vulkan && d.unusable.empty()) return d.device.index;
-    *why = "no Vulkan device (" + yiti::runtime::vulkan_unavailable_reason() + ")";
-    return -1;
-}
-
-template <class T>
-vk::Buffer to_device(vk::Context& ctx, const std::vector<T>& v) {
-    vk::Buffer b = ctx.alloc(v.size() * sizeof(T), "test data");
-    ctx.upload(b.view(), v.data(), v.size() * sizeof(T));
-    return b;
-}
-
-template <class T = float>
-std::vector<T> from_device(vk::Context& ctx, const vk::Buffer& b, size_t n) {
-    std::vector<T> v(n);
-    ctx.download(b.view(), v.data(), n * sizeof(T));
-    return v;
-}
 
 // ------------------------------------------------------------------ routing references
 
@@ -254,28 +193,16 @@ std::vector<double> ref_mul_mat_id(const HostExperts& w, int64_t n_in, int64_t n
     return y;
 }
 
-class VulkanMoe : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() {
-        std::string why;
-        const int idx = test_device(&why);
-        if (idx < 0) {
-            skip_why_ = new std::string(why);
-            return;
-        }
-        index_ = idx;
-        ctx_ = vk::Context::create(idx).release();
-    }
-    static void TearDownTestSuite() {
-        delete ctx_;
-        ctx_ = nullptr;
-        delete skip_why_;
-        skip_why_ = nullptr;
-    }
-    void SetUp() override {
-        if (!ctx_) GTEST_SKIP() << *skip_why_;
-    }
+// A routing configuration the route and FFN tests run.
+struct RouteConfig {
+    const char* name;
+    vk::RouteParams rp;
+    int n_expert;
+    bool bias;
+};
 
+class VulkanMoe : public VulkanSuite<VulkanMoe> {
+protected:
     // Routes n_tok rows on the device and on the CPU; ids must match exactly, weights within
     // kRouteWeightNmse. Returns the NMSE.
     static double check_route(vk::Context& ctx, const vk::RouteParams& rp, int n_expert, int64_t n_tok,
@@ -356,10 +283,6 @@ protected:
         printf("[ nmse     ] mul_mat_id %s: worst %.3g (bound %.0e)\n", yiti::dtype_name(t), worst,
                kMulMatIdNmse);
     }
-
-    static inline vk::Context* ctx_ = nullptr;
-    static inline int index_ = 0;
-    static inline std::string* skip_why_ = nullptr;
 };
 
 }  // namespace
@@ -367,13 +290,7 @@ protected:
 // ------------------------------------------------------------------ route
 
 TEST_F(VulkanMoe, RouteMatchesCpu) {
-    struct Config {
-        const char* name;
-        vk::RouteParams rp;
-        int n_expert;
-        bool bias;
-    };
-    const Config configs[] = {
+    const RouteConfig configs[] = {
         {"mixtral (softmax, renorm, 2 of 8)", {false, 2, true, 1.0f, 0, 0}, 8, false},
         {"deepseek-v3 (sigmoid, bias, 8 of 256 in 4 of 8 groups, scale 2.5)",
          {true, 8, true, 2.5f, 8, 4},
@@ -384,7 +301,7 @@ TEST_F(VulkanMoe, RouteMatchesCpu) {
         {"groups of one expert (sigmoid, 3 of 8 groups, 2 of 8)", {true, 2, false, 1.0f, 8, 3}, 8, true},
     };
     double worst = 0;
-    for (const Config& c : configs) {
+    for (const RouteConfig& c : configs) {
         Rng rng((uint64_t)c.n_expert * 3 + c.rp.k);
         const std::vector<float> bias = rng.vec((size_t)c.n_expert, 0.1f);
         for (int64_t n_tok : {1, 5, 33}) {
@@ -517,10 +434,7 @@ TEST_F(VulkanMoe, Combine) {
 // A storage range of 4 KiB (1 KiB for the router) and blocks of 64 KiB: experts in pieces of a few
 // each, the pairs, tokens and rows in several dispatches per binding, bindings at unaligned offsets.
 TEST_F(VulkanMoe, SplitBindings) {
-    vk::ContextOptions opt;
-    opt.cap.max_storage_range = 4096;
-    opt.cap.max_alloc = 65536;
-    auto small = vk::Context::create(index_, opt);
+    auto small = limited_context(index_, 4096, 65536);
     double worst = 0;
     {
         // Q8_0: 272-byte rows, experts of 5 rows (1360 bytes): 3 per piece, 8 experts in 3 pieces;
@@ -582,8 +496,7 @@ TEST_F(VulkanMoe, SplitBindings) {
     }
     {
         // The router through a 1 KiB range: rows of 64 logits (256 bytes), 3 per dispatch.
-        opt.cap.max_storage_range = 1024;
-        auto tiny = vk::Context::create(index_, opt);
+        auto tiny = limited_context(index_, 1024, 65536);
         const vk::RouteParams rp{true, 6, true, 2.5f, 8, 3};
         Rng rng(10);
         const std::vector<float> bias = rng.vec(64, 0.1f);
@@ -599,13 +512,7 @@ TEST_F(VulkanMoe, SplitBindings) {
 // router product -> route -> mul_mat_id(gate), mul_mat_id(up) -> silu_mul -> mul_mat_id(down, per
 // slot) -> moe_combine, one sequence, against model::moe_ffn on the CPU in exact mode.
 TEST_F(VulkanMoe, FfnMatchesModelMoeFfn) {
-    struct Config {
-        const char* name;
-        vk::RouteParams rp;
-        int n_expert;
-        bool bias;
-    };
-    const Config configs[] = {
+    const RouteConfig configs[] = {
         {"mixtral-like", {false, 2, true, 1.0f, 0, 0}, 8, false},
         {"deepseek-like", {true, 4, true, 2.5f, 4, 2}, 16, true},
     };
@@ -615,7 +522,7 @@ TEST_F(VulkanMoe, FfnMatchesModelMoeFfn) {
     ro.exact = true;
     yiti::runtime::Runtime rt(ro);
     double worst = 0;
-    for (const Config& c : configs) {
+    for (const RouteConfig& c : configs) {
         const int n_expert = c.n_expert, k = c.rp.k;
         const HostExperts gate = make_experts(DType::Q4_K, n_embd, n_ff, n_expert, 21),
                           up = make_experts(DType::Q6_K, n_embd, n_ff, n_expert, 22),

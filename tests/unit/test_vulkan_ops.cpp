@@ -78,9 +78,11 @@
 #include "vulkan/sequence.h"
 #endif
 
-namespace {
+#include "../common/vk_test.h"
 
-using yiti::DType;
+using namespace yiti::test;
+
+namespace {
 
 constexpr double kMulMatNmse = 1e-9;
 constexpr double kRmsNormNmse = 1e-12;
@@ -88,45 +90,6 @@ constexpr double kSiluMulNmse = 1e-12;
 constexpr double kRopeNmse = 1e-11;
 constexpr double kSoftmaxNmse = 1e-11;
 constexpr double kAttentionNmse = 1e-10;
-
-// Deterministic uniform values in [-1, 1).
-struct Rng {
-    uint64_t s;
-    explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
-    float next() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        return (float)((s >> 11) * 0x1p-53 * 2.0 - 1.0);
-    }
-    std::vector<float> vec(size_t n) {
-        std::vector<float> v(n);
-        for (auto& x : v) x = next();
-        return v;
-    }
-};
-
-double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        const double d = (double)got[i] - ref[i];
-        num += d * d;
-        den += ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
-
-// The index of the first element where a and b differ bit for bit (-1: none; the sizes must match).
-int64_t first_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    if (a.size() != b.size()) return 0;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (memcmp(&a[i], &b[i], 4) != 0) return (int64_t)i;
-    return -1;
-}
-
-std::vector<double> to_double(const std::vector<float>& v) {
-    return std::vector<double>(v.begin(), v.end());
-}
 
 // Runs a shell command; returns the exit code and stdout.
 std::pair<int, std::string> sh(const std::string& cmd) {
@@ -208,101 +171,14 @@ TEST(VulkanDevices, NoLoaderMeansOnlyTheCpu) {
 
 namespace {
 
-namespace vk = yiti::vk;
-
-// The Vulkan device the tests run on: index, or -1 (with *why) when there is none.
-int test_device(std::string* why) {
-    const char* want = getenv("YITI_TEST_VK_DEVICE");
-    if (want && *want) {
-        const auto& d = yiti::runtime::find_device(want);
-        if (d.device.kind != yiti::DeviceKind::Vulkan) {
-            *why = std::string(want) + " is not a Vulkan device";
-            return -1;
-        }
-        return d.device.index;
-    }
-    for (const auto& d : yiti::runtime::list_devices())
-        if (d.device.kind == yiti::DeviceKind::Vulkan && d.unusable.empty()) return d.device.index;
-    *why = "no Vulkan device (" + yiti::runtime::vulkan_unavailable_reason() + ")";
-    return -1;
-}
-
-vk::Buffer to_device(vk::Context& ctx, const std::vector<float>& v) {
-    vk::Buffer b = ctx.alloc(v.size() * 4, "test data");
-    ctx.upload(b.view(), v.data(), v.size() * 4);
-    return b;
-}
-
-std::vector<float> from_device(vk::Context& ctx, const vk::Buffer& b, size_t n) {
-    std::vector<float> v(n);
-    ctx.download(b.view(), v.data(), n * 4);
-    return v;
-}
-
-// A random weight of type t, [n_out][n_in], as GGUF bytes, and its reference dequantization.
-struct HostWeight {
-    std::vector<uint8_t> bytes;
-    std::vector<float> deq;  // [n_out][n_in]
-    yiti::Tensor tensor;
-};
-
-HostWeight make_weight(DType t, int64_t n_in, int64_t n_out, uint64_t seed) {
-    HostWeight w;
-    Rng rng(seed);
-    const std::vector<float> src = rng.vec((size_t)(n_in * n_out));
-    const size_t rb = yiti::row_size(t, n_in);
-    w.bytes.resize(rb * n_out);
-    w.deq.resize(src.size());
-    for (int64_t r = 0; r < n_out; ++r) {
-        yiti::quant::quantize_row_ref(t, &src[r * n_in], &w.bytes[r * rb], n_in);
-        yiti::quant::dequantize_row_ref(t, &w.bytes[r * rb], &w.deq[r * n_in], n_in);
-    }
-    const int64_t ne[2] = {n_in, n_out};
-    w.tensor = yiti::make_tensor_view("test.weight", t, ne, 2, w.bytes.data());
-    return w;
-}
-
-// y[c][r] = sum_k deq[r][k] x[c][k], in double.
-std::vector<double> ref_mul_mat(const HostWeight& w, int64_t n_in, int64_t n_out, const std::vector<float>& x,
-                                int64_t n_cols) {
-    std::vector<double> y((size_t)(n_cols * n_out));
-    for (int64_t c = 0; c < n_cols; ++c)
-        for (int64_t r = 0; r < n_out; ++r) {
-            double s = 0;
-            for (int64_t k = 0; k < n_in; ++k) s += (double)w.deq[r * n_in + k] * x[c * n_in + k];
-            y[c * n_out + r] = s;
-        }
-    return y;
-}
-
 const std::vector<int64_t> k_cols = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 33};
 
 const char* path_name(vk::MulMatPath p) {
     return p == vk::MulMatPath::Vector ? "vector" : p == vk::MulMatPath::Tiled ? "tiled" : "auto";
 }
 
-class VulkanOps : public ::testing::Test {
+class VulkanOps : public VulkanSuite<VulkanOps> {
 protected:
-    static void SetUpTestSuite() {
-        std::string why;
-        const int idx = test_device(&why);
-        if (idx < 0) {
-            skip_why_ = new std::string(why);
-            return;
-        }
-        index_ = idx;
-        ctx_ = vk::Context::create(idx).release();
-    }
-    static void TearDownTestSuite() {
-        delete ctx_;
-        ctx_ = nullptr;
-        delete skip_why_;
-        skip_why_ = nullptr;
-    }
-    void SetUp() override {
-        if (!ctx_) GTEST_SKIP() << *skip_why_;
-    }
-
     // Checks y = W x for every column count of k_cols and both kernels, all recorded into one
     // sequence per kernel (one submit); returns the worst NMSE.
     static double check_mul_mat(vk::Context& ctx, DType t, int64_t n_in, int64_t n_out, vk::MulMatPath path,
@@ -352,10 +228,6 @@ protected:
         if (is_float) worst = std::max(worst, check_mul_mat(*ctx_, t, 1, 5, vk::MulMatPath::Auto, 3));
         printf("[ nmse     ] mul_mat %s: worst %.3g (bound %.0e)\n", yiti::dtype_name(t), worst, kMulMatNmse);
     }
-
-    static inline vk::Context* ctx_ = nullptr;
-    static inline int index_ = 0;
-    static inline std::string* skip_why_ = nullptr;
 };
 
 }  // namespace
@@ -409,10 +281,7 @@ TEST_F(VulkanOps, MulMatIQ4_XS) {
 // A storage range of 4 KiB and blocks of 64 KiB: every weight splits into pieces of rows, the
 // columns into groups per binding, and bindings start at unaligned offsets (shifted).
 TEST_F(VulkanOps, MulMatSplitBindings) {
-    vk::ContextOptions opt;
-    opt.cap.max_storage_range = 4096;
-    opt.cap.max_alloc = 65536;
-    auto small = vk::Context::create(index_, opt);
+    auto small = limited_context(index_, 4096, 65536);
     ASSERT_EQ(small->limits().max_storage_range, 4096u);
     double worst = 0;
     // Besides the first types, a legacy type and two K-quants whose blocks are an odd number of
@@ -485,9 +354,7 @@ TEST_F(VulkanOps, RmsNorm) {
         }
     }
     // Split: a 4 KiB range holds 3 rows of 300 floats.
-    vk::ContextOptions opt;
-    opt.cap.max_storage_range = 4096;
-    auto small = vk::Context::create(index_, opt);
+    auto small = limited_context(index_, 4096);
     {
         const int64_t n = 300, rows = 10;
         Rng rng(99);
@@ -528,9 +395,7 @@ TEST_F(VulkanOps, SiluMul) {
         worst = std::max(worst, e);
     }
     // Split: 1000 floats through a 1 KiB range.
-    vk::ContextOptions opt;
-    opt.cap.max_storage_range = 1024;
-    auto small = vk::Context::create(index_, opt);
+    auto small = limited_context(index_, 1024);
     {
         Rng rng(5);
         const std::vector<float> g = rng.vec(1000), u = rng.vec(1000);
@@ -568,9 +433,7 @@ TEST_F(VulkanOps, Add) {
     // A bias row of 33 added to 7 rows, through a 256-byte range (chunks of at most 60 floats,
     // starting at phases other than 0).
     for (uint64_t range : {0ull, 256ull}) {
-        vk::ContextOptions opt;
-        opt.cap.max_storage_range = range;
-        auto c = vk::Context::create(index_, opt);
+        auto c = limited_context(index_, range);
         Rng rng(42);
         const std::vector<float> a = rng.vec(33 * 7), bias = rng.vec(33);
         std::vector<float> ref(a.size());
@@ -654,9 +517,7 @@ TEST_F(VulkanOps, SequenceReusedAndUploadsInOrder) {
 }
 
 TEST_F(VulkanOps, AllocatorSubAllocatesAndGivesBack) {
-    vk::ContextOptions opt;
-    opt.cap.max_alloc = 1 << 20;
-    auto c = vk::Context::create(index_, opt);
+    auto c = limited_context(index_, 0, 1 << 20);
     EXPECT_EQ(c->limits().max_alloc, 1u << 20);
     {
         std::vector<vk::Buffer> bufs;
@@ -711,9 +572,7 @@ TEST_F(VulkanOps, GetRows) {
         EXPECT_EQ(first_diff(from_device(*ctx_, bo, ref.size()), ref), -1) << yiti::dtype_name(t);
     }
     // Split: a 1 KiB range holds 5 rows of 97 halfs (8 pieces) and 2 output rows per dispatch.
-    vk::ContextOptions opt;
-    opt.cap.max_storage_range = 1024;
-    auto small = vk::Context::create(index_, opt);
+    auto small = limited_context(index_, 1024);
     HostWeight hw = make_weight(DType::F16, 97, n_rows, 12);
     std::vector<float> ref((size_t)(n * 97));
     yiti::cpu::get_rows(hw.tensor, ids.data(), n, ref.data());
