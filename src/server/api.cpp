@@ -1,3 +1,4 @@
+#include "core/text.h"
 #include "server/api.h"
 
 #include <algorithm>
@@ -56,10 +57,7 @@ Api::Api(engine::Engine& eng, const Tokenizer& tok, const ChatPrompt& chat, ApiO
 
 namespace {
 
-std::string lower_ascii(std::string s) {
-    for (char& c : s) c = (char)std::tolower((unsigned char)c);
-    return s;
-}
+std::string lower_ascii(const std::string& s) { return ascii_lower(s); }
 
 // The host part of a Host header value ("[::1]:8080" -> "::1", "Example.com:80" -> "example.com").
 std::string host_name(const std::string& host) {

@@ -1,3 +1,4 @@
+#include "core/text.h"
 #include "server/http.h"
 
 #include <arpa/inet.h>
@@ -28,11 +29,7 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (char& c : r) c = (char)std::tolower((unsigned char)c);
-    return r;
-}
+std::string lower(std::string_view s) { return ascii_lower(s); }
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

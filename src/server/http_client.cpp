@@ -1,3 +1,4 @@
+#include "core/text.h"
 #include "server/http_client.h"
 
 #include <netdb.h>
@@ -92,9 +93,7 @@ ClientResponse Client::request(const std::string& method, const std::string& pat
     bool has_ct = false;
     for (auto& [k, v] : headers) {
         req += k + ": " + v + "\r\n";
-        std::string lk = k;
-        for (auto& c : lk) c = (char)std::tolower((unsigned char)c);
-        has_ct |= lk == "content-type";
+        has_ct |= ascii_lower(k) == "content-type";
     }
     if (!body.empty() && !has_ct) req += "Content-Type: application/json\r\n";
     if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
@@ -154,8 +153,7 @@ ClientResponse Client::request(const std::string& method, const std::string& pat
         pos = e + 2;
         size_t c = line.find(':');
         if (c == std::string::npos) continue;
-        std::string k = line.substr(0, c), v = line.substr(c + 1);
-        for (auto& ch : k) ch = (char)std::tolower((unsigned char)ch);
+        std::string k = ascii_lower(line.substr(0, c)), v = line.substr(c + 1);
         while (!v.empty() && v.front() == ' ') v.erase(0, 1);
         out.headers.emplace_back(k, v);
     }

@@ -1,3 +1,4 @@
+#include "core/text.h"
 #include "vulkan/backend.h"
 
 #include <algorithm>
@@ -324,12 +325,8 @@ private:
 bool type_disabled(DType t) {
     const char* env = getenv("YITI_VK_UNSUPPORTED_TYPES");
     if (!env || !*env) return false;
-    auto lower = [](std::string v) {
-        for (char& c : v) c = (char)tolower((unsigned char)c);
-        return v;
-    };
-    const std::string list = "," + lower(env) + ",";
-    return list.find("," + lower(dtype_name(t)) + ",") != std::string::npos;
+    const std::string list = "," + ascii_lower(env) + ",";
+    return list.find("," + ascii_lower(dtype_name(t)) + ",") != std::string::npos;
 }
 
 }  // namespace
