@@ -70,7 +70,7 @@ def chat_many(server, seeds, temperature, **kw):
         return list(ex.map(one, seeds))
 
 
-@pytest.mark.parametrize("which", ["stories", "smol"])
+@pytest.mark.parametrize("which", ["stories", pytest.param("smol", marks=pytest.mark.cpu_speed)])
 def test_schema_valid_over_20_seeds(which, stories_long, smol):
     server = stories_long if which == "stories" else smol
     outs = chat_many(server, range(20), 1.0, response_format=RF_SCHEMA, max_tokens=600)
@@ -82,6 +82,7 @@ def test_schema_valid_over_20_seeds(which, stories_long, smol):
     assert len({r.choices[0].message.content for r in outs}) > 1
 
 
+@pytest.mark.cpu_speed
 def test_json_object_mode(stories_long, smol):
     # stories260K tells stories inside the first string (a valid beginning of an object, cut by
     # max_tokens); SmolLM2 closes its objects.
@@ -98,6 +99,7 @@ def test_json_object_mode(stories_long, smol):
             assert any(r.choices[0].finish_reason == "stop" for r in outs)
 
 
+@pytest.mark.cpu_speed
 def test_greedy_is_valid_and_deterministic(smol):
     client = smol.client()
     a, b = (client.chat.completions.create(model=smol.model_id(), messages=MESSAGES, temperature=0,
@@ -106,6 +108,7 @@ def test_greedy_is_valid_and_deterministic(smol):
     check_doc(a.choices[0].message.content)
 
 
+@pytest.mark.cpu_speed
 def test_streaming_reassembles(smol):
     client = smol.client()
     for seed in range(3):
@@ -153,6 +156,7 @@ def test_completions_endpoint(stories_long):
         check_doc(r.choices[0].text, schema)
 
 
+@pytest.mark.cpu_speed
 def test_max_tokens_truncates(smol):
     r = smol.client().chat.completions.create(model=smol.model_id(), messages=MESSAGES, response_format=RF_SCHEMA,
                                               max_tokens=5, temperature=0)
