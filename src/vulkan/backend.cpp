@@ -274,9 +274,10 @@ private:
         YITI_ASSERT(W.dims == 2);
         const int64_t n_out = j.w->ne[1];
         const int64_t n_in = j.w->ne[0];
-        // The fast mode's decode products: activations quantized to 8 bits, integer dot products
-        // (as the CPU's fast mode). Prompt batches and --exact: F32 activations.
-        if (!exact_ && j.n_tokens <= k_q8_max_cols && j.w->view_row0 == 0 && n_out == W.m.n_out &&
+        // The fast mode: activations quantized to 8 bits, integer dot products (as the CPU's fast
+        // mode), for every number of columns, so that a token's result does not depend on how its
+        // prompt was chunked or batched (prefix reuse). --exact: F32 activations.
+        if (!exact_ && j.w->view_row0 == 0 && n_out == W.m.n_out &&
             mul_mat_q8_supported(W.m.type) && n_in % 32 == 0) {
             if (!(q8_of_.n == j.n_tokens * n_in && q8_of_.buffer == j.x.buffer && q8_of_.offset == j.x.offset &&
                   q8_n_in_ == n_in)) {
@@ -314,7 +315,6 @@ private:
     DeviceArena arena_;
     std::unique_lock<std::recursive_mutex> lock_;
     std::vector<int32_t> slots_;
-    static constexpr int64_t k_q8_max_cols = 8;
     runtime::Act q8_, q8_of_;  // the quantized input of the last products, and what it was quantized from
     int64_t q8_n_in_ = 0;
 };

@@ -222,3 +222,26 @@ TEST(Placement, WeightsLeaveTheFileWhereTheyShould) {
 }
 
 }  // namespace
+
+namespace {
+
+// On the GPU too, a token's logits do not depend on how its prompt was split into passes (prefix
+// reuse and chunked prefill change the split): the fast mode quantizes activations the same way for
+// any number of columns.
+TEST(GoldenGpu, ChunkingDoesNotChangeTheLogits) {
+    if (!have_vulkan()) GTEST_SKIP() << "no Vulkan device";
+    for (const char* name : {"synth-llama-Q4_K_M", "synth-qwen2-Q8_0"}) {
+        const auto g = test::load_golden(k_shared + "/golden", name, "p2");  // 81 tokens
+        std::vector<float> last[2];
+        for (int i = 0; i < 2; ++i) {
+            engine::SessionOptions so;
+            so.n_threads = 2;
+            so.n_batch = i == 0 ? 64 : 3;
+            engine::Session s(load_model(name, "gpu"), so);
+            last[i] = s.eval(g.tokens);
+        }
+        EXPECT_EQ(last[0], last[1]) << name;
+    }
+}
+
+}  // namespace
