@@ -279,16 +279,15 @@ private:
         // prompt was chunked or batched (prefix reuse). --exact: F32 activations.
         if (!exact_ && j.w->view_row0 == 0 && n_out == W.m.n_out &&
             mul_mat_q8_supported(W.m.type) && n_in % 32 == 0) {
+            const uint64_t qb = quantized_bytes(n_in, j.n_tokens);
             if (!(q8_of_.n == j.n_tokens * n_in && q8_of_.buffer == j.x.buffer && q8_of_.offset == j.x.offset &&
                   q8_n_in_ == n_in)) {
-                const uint64_t qb = quantized_bytes(n_in, j.n_tokens);
                 q8_ = alloc((int64_t)((qb + 3) / 4));
                 quantize_q8(seq_, view(j.x, j.n_tokens * n_in), n_in, j.n_tokens, BufferView{(VkBuffer)q8_.buffer, q8_.offset, qb});
                 q8_of_ = j.x;
                 q8_of_.n = j.n_tokens * n_in;
                 q8_n_in_ = n_in;
             }
-            const uint64_t qb = quantized_bytes(n_in, j.n_tokens);
             mul_mat_q8(seq_, W.m, BufferView{(VkBuffer)q8_.buffer, q8_.offset, qb}, j.n_tokens,
                        view(j.y, j.n_tokens * n_out));
             return;
